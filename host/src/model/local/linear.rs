@@ -1,0 +1,74 @@
+//! Linear layers that keep both an f32 and a quantized copy of their weight.
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Module, Result, Tensor};
+use std::borrow::Cow;
+
+/// A bias-free linear layer `y = x W^T`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Weight as `(out_features, in_features)` f32.
+    weight: Tensor,
+    /// The same weight in its GGUF quantization, when it has one.
+    quantized: Option<QMatMul>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, quantized: Option<QMatMul>) -> Self {
+        Self { weight, quantized }
+    }
+
+    /// Builds a layer from a GGUF tensor, dequantizing it for the f32 path.
+    pub fn from_qtensor(tensor: QTensor) -> Result<Self> {
+        let weight = tensor.dequantize(&tensor.device())?;
+        let quantized = is_quantized(tensor.dtype()).then(|| QMatMul::from_qtensor(tensor)).transpose()?;
+        Ok(Self { weight, quantized })
+    }
+
+    /// Stacks several GGUF tensors with the same input size along the output
+    /// dimension, so one matmul computes all of them (Q, K and V; gate and up).
+    pub fn from_qtensors(tensors: Vec<QTensor>) -> Result<Self> {
+        let weights = tensors.iter().map(|t| t.dequantize(&t.device())).collect::<Result<Vec<_>>>()?;
+        let weight = Tensor::cat(&weights, 0)?;
+        let quantized = stack_quantized(&tensors)?.map(QMatMul::from_qtensor).transpose()?;
+        Ok(Self { weight, quantized })
+    }
+
+    /// Applies the layer to `x` of shape `(rows, in_features)`, with the
+    /// quantized kernel when `quantized` is set and the layer has one, else
+    /// with the f32 gemm.
+    pub fn forward(&self, x: &Tensor, quantized: bool) -> Result<Tensor> {
+        match &self.quantized {
+            Some(kernel) if quantized => kernel.forward(x),
+            _ => x.matmul(&self.weight.t()?),
+        }
+    }
+}
+
+/// Concatenates the rows of quantized tensors that share one quantization
+/// type. GGML stores each row as whole blocks, so the row bytes concatenate.
+/// Returns `None` when the types differ or are not quantized.
+fn stack_quantized(tensors: &[QTensor]) -> Result<Option<QTensor>> {
+    let dtype = tensors[0].dtype();
+    if !is_quantized(dtype) || tensors.iter().any(|t| t.dtype() != dtype) {
+        return Ok(None);
+    }
+    let columns = tensors[0].shape().dims2()?.1;
+    let mut rows = 0;
+    let mut bytes = Vec::new();
+    for tensor in tensors {
+        let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+        if tensor_columns != columns {
+            return Ok(None);
+        }
+        rows += tensor_rows;
+        bytes.extend_from_slice(&tensor.data()?);
+    }
+    let device = tensors[0].device();
+    let storage = QStorage::from_data(Cow::Owned(bytes), &device, dtype)?;
+    Ok(Some(QTensor::new(storage, (rows, columns))?))
+}
+
+fn is_quantized(dtype: GgmlDType) -> bool {
+    !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+}

@@ -1,0 +1,147 @@
+//! Finding plugins: the built-ins embedded at build time and bundle folders.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::PluginError;
+use super::manifest::{MANIFEST_FILE, Manifest, PluginKind};
+use super::sandbox::Sandbox;
+use super::wrappers::{ElicitorPlugin, ScorerPlugin, TaskPlugin};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Compiled into the `wow` binary.
+    Builtin,
+    /// A bundle folder: `wow-plugin.toml` beside the component.
+    Bundle(PathBuf),
+}
+
+struct Entry {
+    manifest: Arc<Manifest>,
+    source: PluginSource,
+    component: Component,
+}
+
+enum Component {
+    Embedded(&'static [u8]),
+    File(PathBuf),
+}
+
+/// The plugins a run can use, by name. Bundles added later replace
+/// built-ins of the same name.
+pub struct PluginRegistry {
+    sandbox: Arc<Sandbox>,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl PluginRegistry {
+    /// Creates a registry holding the built-in plugins.
+    pub fn new(sandbox: Sandbox) -> Result<Self, PluginError> {
+        let mut registry = Self { sandbox: Arc::new(sandbox), entries: BTreeMap::new() };
+        for (text, bytes) in builtin::BUNDLED {
+            registry.add_embedded(text, bytes)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a bundle from its manifest text and component bytes, as the
+    /// built-ins and the test plugins are embedded.
+    pub fn add_embedded(&mut self, manifest: &str, component: &'static [u8]) -> Result<(), PluginError> {
+        let manifest = Manifest::parse(manifest, "embedded plugin")?;
+        let entry = Entry { manifest: Arc::new(manifest), source: PluginSource::Builtin, component: Component::Embedded(component) };
+        self.entries.insert(entry.manifest.name.clone(), entry);
+        Ok(())
+    }
+
+    /// Adds every bundle in `dir`: the folder itself when it holds a
+    /// manifest, else each sub-folder that does.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<usize, PluginError> {
+        if dir.join(MANIFEST_FILE).is_file() {
+            self.add_bundle(dir)?;
+            return Ok(1);
+        }
+
+        let entries = fs::read_dir(dir).map_err(|source| io_error(dir, source))?;
+        let mut added = 0;
+        for entry in entries {
+            let path = entry.map_err(|source| io_error(dir, source))?.path();
+            if path.join(MANIFEST_FILE).is_file() {
+                self.add_bundle(&path)?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    fn add_bundle(&mut self, dir: &Path) -> Result<(), PluginError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = fs::read_to_string(&manifest_path).map_err(|source| io_error(&manifest_path, source))?;
+        let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
+        let component = manifest.component_path(dir);
+        if !component.is_file() {
+            return Err(PluginError::Manifest {
+                origin: manifest_path.display().to_string(),
+                message: format!("component {} not found", component.display()),
+            });
+        }
+
+        let entry = Entry {
+            manifest: Arc::new(manifest),
+            source: PluginSource::Bundle(dir.to_path_buf()),
+            component: Component::File(component),
+        };
+        self.entries.insert(entry.manifest.name.clone(), entry);
+        Ok(())
+    }
+
+    /// Lists the known plugins in name order.
+    pub fn list(&self) -> impl Iterator<Item = (&Manifest, &PluginSource)> {
+        self.entries.values().map(|entry| (entry.manifest.as_ref(), &entry.source))
+    }
+
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    pub fn task(&self, name: &str) -> Result<TaskPlugin, PluginError> {
+        let (manifest, bytes) = self.component(name, PluginKind::Task)?;
+        TaskPlugin::new(manifest, self.sandbox.clone(), &bytes)
+    }
+
+    pub fn elicitor(&self, name: &str) -> Result<ElicitorPlugin, PluginError> {
+        let (manifest, bytes) = self.component(name, PluginKind::Elicitor)?;
+        ElicitorPlugin::new(manifest, self.sandbox.clone(), &bytes)
+    }
+
+    pub fn scorer(&self, name: &str) -> Result<ScorerPlugin, PluginError> {
+        let (manifest, bytes) = self.component(name, PluginKind::Scorer)?;
+        ScorerPlugin::new(manifest, self.sandbox.clone(), &bytes)
+    }
+
+    fn component(&self, name: &str, expected: PluginKind) -> Result<(Arc<Manifest>, Vec<u8>), PluginError> {
+        let entry = self.entries.get(name).ok_or_else(|| PluginError::NotFound {
+            name: name.to_string(),
+            available: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        if entry.manifest.kind != expected {
+            return Err(PluginError::WrongKind { plugin: name.to_string(), expected, found: entry.manifest.kind });
+        }
+
+        let bytes = match &entry.component {
+            Component::Embedded(bytes) => bytes.to_vec(),
+            Component::File(path) => fs::read(path).map_err(|source| io_error(path, source))?,
+        };
+        Ok((entry.manifest.clone(), bytes))
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> PluginError {
+    PluginError::Io { path: path.display().to_string(), source }
+}

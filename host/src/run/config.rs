@@ -1,0 +1,91 @@
+//! Settings of a run, from defaults, an optional TOML file and CLI flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use crate::plugin::Limits;
+
+/// Everything that decides what a run samples and elicits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Task plugin name.
+    pub task: String,
+    /// Dataset file the task plugin parses.
+    pub data: PathBuf,
+    /// GGUF or safetensors model file; `None` uses the default model.
+    pub model: Option<PathBuf>,
+    /// Questions to take from the dataset, in file order; 0 takes all.
+    pub questions: usize,
+    /// Responses sampled per question.
+    pub samples: u32,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub max_tokens: u32,
+    pub seed: u64,
+    /// Elicitor plugin names.
+    pub elicitors: Vec<String>,
+    /// Shares of pairs kept by score gap, in percent.
+    pub margins: Vec<u32>,
+    /// Folders with plugin bundles, searched after the built-ins.
+    pub plugins: Vec<PathBuf>,
+    pub limits: Limits,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            task: "nlgraph-shortest-path".into(),
+            data: PathBuf::new(),
+            model: None,
+            questions: 20,
+            samples: 10,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 256,
+            seed: 0,
+            elicitors: vec!["heuristic".into(), "consistency".into(), "logits".into()],
+            margins: vec![100, 50, 10],
+            plugins: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads a TOML config file; missing keys keep their defaults.
+    pub fn from_toml_file(path: &Path) -> Result<Self, RunError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RunError::io(path, source))?;
+        toml::from_str(&text).map_err(|e| RunError::Config { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Lists the settings that change sampled responses and differ from
+    /// `other`; a run directory may only be resumed when this is empty.
+    pub fn sampling_differences(&self, other: &RunConfig) -> Vec<&'static str> {
+        let mut differences = Vec::new();
+        if self.task != other.task {
+            differences.push("task");
+        }
+        if self.data != other.data {
+            differences.push("data");
+        }
+        if self.model != other.model {
+            differences.push("model");
+        }
+        if self.samples != other.samples {
+            differences.push("samples");
+        }
+        if self.temperature != other.temperature || self.top_p != other.top_p {
+            differences.push("temperature/top-p");
+        }
+        if self.max_tokens != other.max_tokens {
+            differences.push("max-tokens");
+        }
+        if self.seed != other.seed {
+            differences.push("seed");
+        }
+        differences
+    }
+}

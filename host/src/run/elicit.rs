@@ -1,0 +1,255 @@
+//! The elicitation stage: each elicitor orders the wrong-wrong pairs of
+//! every question, and the run gets WoW accuracy tables and preference files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use super::store::{ResponseRecord, RunDir};
+use crate::metrics::{JudgedPair, MarginResult, Verdict, margin_results, select_margin};
+use crate::model::Message;
+use crate::plugin::{Candidate, ElicitorPlugin, Judgement, Question};
+
+pub const ACCURACY_JSON: &str = "wow_accuracy.json";
+pub const ACCURACY_MARKDOWN: &str = "wow_accuracy.md";
+
+/// WoW accuracy of one elicitation method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub method: String,
+    /// Wrong-wrong pairs with different correctness that were judged.
+    pub candidate_pairs: usize,
+    pub margins: Vec<MarginResult>,
+    /// Questions the elicitor failed on, with the error.
+    pub failed_questions: Vec<(String, String)>,
+}
+
+/// Contents of `wow_accuracy.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyTable {
+    pub task: String,
+    pub questions: usize,
+    pub methods: Vec<MethodResult>,
+}
+
+/// One line of a preference file, in TRL's conversational
+/// `prompt` / `chosen` / `rejected` layout plus provenance fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreferenceRecord {
+    pub prompt: Vec<Message>,
+    pub chosen: Vec<Message>,
+    pub rejected: Vec<Message>,
+    pub question_id: String,
+    pub chosen_sample: u32,
+    pub rejected_sample: u32,
+    pub chosen_correctness: f64,
+    pub rejected_correctness: f64,
+    pub gap: f64,
+}
+
+/// Runs every elicitor over the run's responses and writes the accuracy
+/// table, the judged pairs and the preference files.
+pub fn elicit(
+    run: &RunDir,
+    task_name: &str,
+    questions: &[Question],
+    responses: &BTreeMap<String, Vec<ResponseRecord>>,
+    elicitors: &[ElicitorPlugin],
+    margins: &[u32],
+    progress: &ProgressBar,
+) -> Result<AccuracyTable, RunError> {
+    progress.set_length((questions.len() * elicitors.len()) as u64);
+    let mut methods = Vec::new();
+
+    for elicitor in elicitors {
+        let (pairs, failed_questions) = judge_all(elicitor, questions, responses, progress);
+        write_judged_pairs(run, elicitor.name(), &pairs)?;
+        for &margin in margins {
+            write_preferences(run, elicitor.name(), margin, &pairs, responses)?;
+        }
+        methods.push(MethodResult {
+            method: elicitor.name().to_string(),
+            candidate_pairs: pairs.len(),
+            margins: margin_results(&pairs, margins),
+            failed_questions,
+        });
+    }
+
+    let table = AccuracyTable { task: task_name.to_string(), questions: questions.len(), methods };
+    let json = serde_json::to_string_pretty(&table).expect("table serializes");
+    run.write_atomic(ACCURACY_JSON, json.as_bytes())?;
+    run.write_atomic(ACCURACY_MARKDOWN, render_markdown(&table, margins).as_bytes())?;
+    Ok(table)
+}
+
+fn judge_all(
+    elicitor: &ElicitorPlugin,
+    questions: &[Question],
+    responses: &BTreeMap<String, Vec<ResponseRecord>>,
+    progress: &ProgressBar,
+) -> (Vec<JudgedPair>, Vec<(String, String)>) {
+    let mut pairs = Vec::new();
+    let mut failed = Vec::new();
+    progress.set_message(elicitor.name().to_string());
+
+    for question in questions {
+        let records = responses.get(&question.id).map(Vec::as_slice).unwrap_or_default();
+        match judge_question(elicitor, question, records) {
+            Ok(judged) => pairs.extend(judged),
+            Err(error) => {
+                tracing::error!(method = elicitor.name(), question = %question.id, "{error}");
+                failed.push((question.id.clone(), error.to_string()));
+            }
+        }
+        progress.inc(1);
+    }
+    (pairs, failed)
+}
+
+/// Judges the wrong-wrong pairs of one question. Responses whose grading
+/// failed are left out; questions without a pair skip the plugin call.
+fn judge_question(
+    elicitor: &ElicitorPlugin,
+    question: &Question,
+    records: &[ResponseRecord],
+) -> Result<Vec<JudgedPair>, crate::plugin::PluginError> {
+    let records: Vec<&ResponseRecord> = records.iter().filter(|r| r.error.is_none()).collect();
+    let pairs = wrong_pairs(&records);
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let candidates: Vec<Candidate> = records
+        .iter()
+        .map(|r| Candidate { text: r.text.clone(), answer: r.answer.clone(), mean_nll: r.mean_nll, token_count: r.token_count })
+        .collect();
+    let judgement = elicitor.elicit(question, &candidates, &pairs)?;
+
+    let judged = pairs
+        .iter()
+        .map(|&(a, b)| {
+            let (first, second) = (records[a as usize], records[b as usize]);
+            JudgedPair {
+                question_id: question.id.clone(),
+                first: first.sample,
+                second: second.sample,
+                first_correctness: first.correctness.unwrap_or_default(),
+                second_correctness: second.correctness.unwrap_or_default(),
+                verdict: verdict(&judgement, a, b, first.sample, second.sample),
+            }
+        })
+        .collect();
+    Ok(judged)
+}
+
+/// Returns index pairs of wrong, graded responses with different correctness.
+fn wrong_pairs(records: &[&ResponseRecord]) -> Vec<(u32, u32)> {
+    let wrong: Vec<(usize, f64)> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.correct)
+        .filter_map(|(i, r)| r.correctness.map(|c| (i, c)))
+        .collect();
+
+    let mut pairs = Vec::new();
+    for (x, &(i, ci)) in wrong.iter().enumerate() {
+        for &(j, cj) in &wrong[x + 1..] {
+            if ci != cj {
+                pairs.push((i as u32, j as u32));
+            }
+        }
+    }
+    pairs
+}
+
+/// Maps a judgement to the verdict on candidates `a` and `b`, reported with
+/// their sample indices.
+fn verdict(judgement: &Judgement, a: u32, b: u32, sample_a: u32, sample_b: u32) -> Verdict {
+    match judgement {
+        Judgement::Scores(scores) => JudgedPair::verdict_from_scores(scores[a as usize], scores[b as usize], sample_a, sample_b),
+        Judgement::Preferences(preferences) => {
+            let found = preferences.iter().find(|p| (p.chosen, p.rejected) == (a, b) || (p.chosen, p.rejected) == (b, a));
+            match found {
+                Some(p) => Verdict::Prefers { chosen: if p.chosen == a { sample_a } else { sample_b }, gap: p.strength.abs() },
+                None => Verdict::NoOpinion,
+            }
+        }
+    }
+}
+
+fn write_judged_pairs(run: &RunDir, method: &str, pairs: &[JudgedPair]) -> Result<(), RunError> {
+    let mut text = String::new();
+    for pair in pairs {
+        text.push_str(&serde_json::to_string(pair).expect("pair serializes"));
+        text.push('\n');
+    }
+    run.write_atomic(&format!("judgements/{method}.jsonl"), text.as_bytes())
+}
+
+/// Writes `preferences/{method}-m{margin}.jsonl` with the elicited order of
+/// the kept pairs (ties have no order and are left out).
+fn write_preferences(
+    run: &RunDir,
+    method: &str,
+    margin: u32,
+    pairs: &[JudgedPair],
+    responses: &BTreeMap<String, Vec<ResponseRecord>>,
+) -> Result<(), RunError> {
+    let mut text = String::new();
+    for pair in select_margin(pairs, margin) {
+        let Verdict::Prefers { chosen, gap } = pair.verdict else { continue };
+        let records = &responses[&pair.question_id];
+        let find = |sample: u32| records.iter().find(|r| r.sample == sample).expect("judged sample is in the log");
+        let (chosen, rejected) = (find(chosen), find(pair.other(chosen)));
+
+        let record = PreferenceRecord {
+            prompt: chosen.prompt.clone(),
+            chosen: vec![Message::new("assistant", chosen.text.clone())],
+            rejected: vec![Message::new("assistant", rejected.text.clone())],
+            question_id: pair.question_id.clone(),
+            chosen_sample: chosen.sample,
+            rejected_sample: rejected.sample,
+            chosen_correctness: chosen.correctness.unwrap_or_default(),
+            rejected_correctness: rejected.correctness.unwrap_or_default(),
+            gap,
+        };
+        text.push_str(&serde_json::to_string(&record).expect("preference serializes"));
+        text.push('\n');
+    }
+    run.write_atomic(&format!("preferences/{method}-m{margin}.jsonl"), text.as_bytes())
+}
+
+/// Renders the table: one row per method, accuracy and pair count per margin.
+pub fn render_markdown(table: &AccuracyTable, margins: &[u32]) -> String {
+    let mut out = format!("# WoW accuracy: {} ({} questions)\n\n| method |", table.task, table.questions);
+    for margin in margins {
+        write!(out, " M{margin} | pairs M{margin} |").unwrap();
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(margins.len() * 2));
+    out.push('\n');
+
+    for method in &table.methods {
+        write!(out, "| {} |", method.method).unwrap();
+        for result in &method.margins {
+            let accuracy = result.accuracy.map_or("n/a".to_string(), |a| format!("{:.1}%", a * 100.0));
+            write!(out, " {accuracy} | {} |", result.pairs).unwrap();
+        }
+        out.push('\n');
+    }
+
+    let failures: Vec<String> = table
+        .methods
+        .iter()
+        .flat_map(|m| m.failed_questions.iter().map(move |(q, e)| format!("- {}: question {q}: {e}", m.method)))
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\nFailed items:\n\n");
+        out.push_str(&failures.join("\n"));
+        out.push('\n');
+    }
+    out
+}
