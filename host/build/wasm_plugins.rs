@@ -37,7 +37,7 @@ pub fn embed_plugins(workspace: &Path, plugins_dir: &Path, out_file: &Path) {
     for plugin in &crates {
         let manifest = plugin.dir.join(MANIFEST);
         let file_stem = plugin.package.replace('-', "_");
-        let component = target_dir.join(WASM_TARGET).join("release").join(format!("{file_stem}.wasm"));
+        let component = target_dir.join(WASM_TARGET).join("plugin").join(format!("{file_stem}.wasm"));
         writeln!(source, "    (include_str!({manifest:?}), include_bytes!({component:?})),").unwrap();
     }
     source.push_str("];\n");
@@ -89,7 +89,7 @@ fn compile(workspace: &Path, target_dir: &Path, crates: &[PluginCrate]) {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
+        .args(["build", "--profile", "plugin", "--target", WASM_TARGET, "--target-dir"])
         .arg(target_dir);
     for plugin in crates {
         command.args(["-p", &plugin.package]);

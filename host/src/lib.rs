@@ -5,6 +5,7 @@
 //! responses, grades them through a task plugin, elicits preferences between
 //! wrong answers and measures them with [`metrics`].
 
+pub mod cli;
 pub mod metrics;
 pub mod model;
 pub mod plugin;

@@ -11,7 +11,7 @@ pub mod task_world {
         path: "../wit",
         world: "task-plugin",
         pub_export_macro: true,
-        export_macro_name: "export_task",
+        export_macro_name: "export_world",
         default_bindings_module: "wow_sdk::bindings::task_world",
     });
 }
@@ -26,7 +26,7 @@ pub mod elicitor_world {
             "wow:plugin/host@0.1.0": crate::bindings::task_world::wow::plugin::host,
         },
         pub_export_macro: true,
-        export_macro_name: "export_elicitor",
+        export_macro_name: "export_world",
         default_bindings_module: "wow_sdk::bindings::elicitor_world",
     });
 }
@@ -41,7 +41,7 @@ pub mod scorer_world {
             "wow:plugin/host@0.1.0": crate::bindings::task_world::wow::plugin::host,
         },
         pub_export_macro: true,
-        export_macro_name: "export_scorer",
+        export_macro_name: "export_world",
         default_bindings_module: "wow_sdk::bindings::scorer_world",
     });
 }

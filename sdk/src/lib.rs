@@ -18,7 +18,7 @@
 //!
 //! The sandbox gives a plugin no files, network, clock, environment or
 //! randomness. Use [`BTreeMap`](std::collections::BTreeMap) rather than
-//! `HashMap` (whose default hasher asks WASI for random bytes), never read
+//! `HashMap` (whose default hasher requests random bytes from WASI), never read
 //! `std::time`, and derive any randomness from a seed with [`SplitMix64`].
 //! The model is reachable only through [`host`].
 //!
@@ -137,12 +137,12 @@ pub use bindings::task_world::exports::wow::plugin::task::Guest as Task;
 /// Name and description of a task, returned by [`Task::describe`].
 pub use bindings::task_world::exports::wow::plugin::task::TaskInfo;
 
+/// Name and description of an elicitor, returned by [`Elicitor::describe`].
+pub use bindings::elicitor_world::exports::wow::plugin::elicitor::ElicitorInfo;
 /// Ranks the responses to one question from less wrong to more wrong.
 ///
 /// Export an implementation with [`export_elicitor!`].
 pub use bindings::elicitor_world::exports::wow::plugin::elicitor::Guest as Elicitor;
-/// Name and description of an elicitor, returned by [`Elicitor::describe`].
-pub use bindings::elicitor_world::exports::wow::plugin::elicitor::ElicitorInfo;
 
 /// Returns a proxy correctness for tasks that delegate it.
 ///
@@ -153,13 +153,36 @@ pub use bindings::scorer_world::exports::wow::plugin::scorer::ScorerInfo;
 
 /// Exports a [`Task`] implementation as the plugin's `task` interface.
 ///
-/// Call it once, at the crate root of a `cdylib`: `wow_sdk::export_task!(MyTask);`.
-pub use bindings::task_world::export_task;
+/// Call it once, at the crate root of a `cdylib`:
+/// `wow_sdk::export_task!(MyTask);`. It expands to nothing outside
+/// `wasm32`, so a plugin crate still links natively for unit tests (native
+/// linkers reject the WIT export names).
+#[macro_export]
+macro_rules! export_task {
+    ($ty:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::task_world::export_world!($ty);
+    };
+}
 
 /// Exports an [`Elicitor`] implementation as the plugin's `elicitor`
-/// interface: `wow_sdk::export_elicitor!(MyElicitor);`.
-pub use bindings::elicitor_world::export_elicitor;
+/// interface: `wow_sdk::export_elicitor!(MyElicitor);`. Like
+/// [`export_task!`], it expands to nothing outside `wasm32`.
+#[macro_export]
+macro_rules! export_elicitor {
+    ($ty:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::elicitor_world::export_world!($ty);
+    };
+}
 
 /// Exports a [`Scorer`] implementation as the plugin's `scorer` interface:
-/// `wow_sdk::export_scorer!(MyScorer);`.
-pub use bindings::scorer_world::export_scorer;
+/// `wow_sdk::export_scorer!(MyScorer);`. Like [`export_task!`], it expands
+/// to nothing outside `wasm32`.
+#[macro_export]
+macro_rules! export_scorer {
+    ($ty:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::scorer_world::export_world!($ty);
+    };
+}

@@ -7,7 +7,10 @@ pub use crate::bindings::task_world::wow::plugin::types::{
 impl Message {
     /// Builds a chat turn with `role` `system`, `user` or `assistant`.
     pub fn new(role: &str, content: &str) -> Self {
-        Message { role: role.to_owned(), content: content.to_owned() }
+        Message {
+            role: role.to_owned(),
+            content: content.to_owned(),
+        }
     }
 
     /// Builds a `system` turn.

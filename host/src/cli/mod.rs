@@ -1,4 +1,4 @@
-//! Commands of the `wow` binary.
+//! The `wow` command line: argument parsing and commands.
 
 mod args;
 mod progress;
@@ -7,15 +7,33 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::process::ExitCode;
+
 use anyhow::{Context as _, bail};
+use clap::Parser as _;
 
 pub use args::Args;
 use args::{Command, ElicitArgs, ModelCommand, PluginsCommand, RunArgs};
-use wow::model::{self, ChatModel, LocalModel};
-use wow::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
-use wow::run::{self, RunConfig, RunDir};
+use crate::model::{self, ChatModel, LocalModel};
+use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
+use crate::run::{self, RunConfig, RunDir};
 
 pub use progress::init_logging;
+
+/// Parses the process arguments, runs the command and reports its error.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the tokio runtime");
+    match runtime.block_on(execute(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Runs one parsed command line.
 pub async fn execute(args: Args) -> anyhow::Result<()> {

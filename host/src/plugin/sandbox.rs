@@ -293,6 +293,11 @@ fn captured_output(pipe: &MemoryOutputPipe) -> String {
 
 fn trap(error: wasmtime::Error, output: String) -> FailureKind {
     let message = match error.downcast_ref::<Trap>() {
+        // Rust guests keep their stack at the bottom of linear memory, so
+        // overflowing it shows up as an access below address 0.
+        Some(Trap::MemoryOutOfBounds) => {
+            format!("{} (in a Rust plugin this is usually a stack overflow from deep recursion)", Trap::MemoryOutOfBounds)
+        }
         Some(trap) => trap.to_string(),
         None => format!("{error:#}"),
     };

@@ -17,7 +17,7 @@ pub struct Graph {
     pub edges: Vec<Edge>,
 }
 
-/// A graph question: the graph and the two nodes it asks about.
+/// A graph question: the graph and the two nodes of its query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub graph: Graph,
@@ -53,23 +53,36 @@ const NODE_RANGE: [&str; 1] = ["the nodes are numbered from 0 to "];
 /// Every sentence starting with the edge wording's first piece must parse,
 /// and every node must lie in the stated range.
 pub fn parse_problem(text: &str, wording: &Wording) -> Result<Problem, String> {
-    let [last_node] = find_numbers(text, &NODE_RANGE)
-        .ok_or("missing \"the nodes are numbered from 0 to N\"")?;
+    let [last_node] =
+        find_numbers(text, &NODE_RANGE).ok_or("missing \"the nodes are numbered from 0 to N\"")?;
     let node_count = usize::try_from(last_node).map_err(|_| "node count overflows")? + 1;
     let edges = parse_edges(text, wording, node_count)?;
-    let [source, target] = find_numbers(text, &wording.query)
-        .ok_or_else(|| format!("missing the query \"{}S{}T\"", wording.query[0], wording.query[1]))?;
+    let [source, target] = find_numbers(text, &wording.query).ok_or_else(|| {
+        format!(
+            "missing the query \"{}S{}T\"",
+            wording.query[0], wording.query[1]
+        )
+    })?;
     let source = node_index(source, node_count)?;
     let target = node_index(target, node_count)?;
     let graph = Graph { node_count, edges };
-    Ok(Problem { graph, source, target })
+    Ok(Problem {
+        graph,
+        source,
+        target,
+    })
 }
 
 fn parse_edges(text: &str, wording: &Wording, node_count: usize) -> Result<Vec<Edge>, String> {
     let mut edges = Vec::new();
     for (start, _) in text.match_indices(wording.edge[0]) {
-        let [from, to, weight] = read_numbers(&text[start..], &wording.edge)
-            .ok_or_else(|| format!("edge {} is malformed: {:?}", edges.len() + 1, first_line(&text[start..])))?;
+        let [from, to, weight] = read_numbers(&text[start..], &wording.edge).ok_or_else(|| {
+            format!(
+                "edge {} is malformed: {:?}",
+                edges.len() + 1,
+                first_line(&text[start..])
+            )
+        })?;
         let from = node_index(from, node_count)?;
         let to = node_index(to, node_count)?;
         edges.push(Edge { from, to, weight });
@@ -83,7 +96,10 @@ fn parse_edges(text: &str, wording: &Wording, node_count: usize) -> Result<Vec<E
 fn node_index(node: u64, node_count: usize) -> Result<usize, String> {
     match usize::try_from(node) {
         Ok(index) if index < node_count => Ok(index),
-        _ => Err(format!("node {node} is outside the stated range 0..={}", node_count - 1)),
+        _ => Err(format!(
+            "node {node} is outside the stated range 0..={}",
+            node_count - 1
+        )),
     }
 }
 
@@ -94,7 +110,8 @@ fn first_line(text: &str) -> &str {
 /// Reads the first occurrence of `pieces` in `text`, each piece followed
 /// by a number.
 fn find_numbers<const N: usize>(text: &str, pieces: &[&str; N]) -> Option<[u64; N]> {
-    text.match_indices(pieces[0]).find_map(|(start, _)| read_numbers(&text[start..], pieces))
+    text.match_indices(pieces[0])
+        .find_map(|(start, _)| read_numbers(&text[start..], pieces))
 }
 
 /// Reads `pieces` at the start of `text`, each followed by a number.
@@ -123,7 +140,14 @@ mod tests {
     fn parses_shortest_path_question() {
         let problem = parse_problem(QUESTION, &SHORTEST_PATH).unwrap();
         assert_eq!(problem.graph.node_count, 3);
-        assert_eq!(problem.graph.edges[1], Edge { from: 1, to: 2, weight: 1 });
+        assert_eq!(
+            problem.graph.edges[1],
+            Edge {
+                from: 1,
+                to: 2,
+                weight: 1
+            }
+        );
         assert_eq!((problem.source, problem.target), (0, 2));
     }
 

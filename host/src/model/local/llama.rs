@@ -120,7 +120,7 @@ impl Llama {
         let (batch, seq) = tokens.dims2()?;
         let start = cache.len;
         if start + seq > cache.capacity() {
-            candle_core::bail!("KV cache holds {} positions, {} requested", cache.capacity(), start + seq);
+            candle_core::bail!("KV cache capacity is {} positions but {} are required", cache.capacity(), start + seq);
         }
         let mask = if seq > 1 { Some(self.causal_mask(seq, start)?) } else { None };
         let quantized = seq == 1 && self.quantized_decode;

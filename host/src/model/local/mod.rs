@@ -153,7 +153,7 @@ impl LocalModel {
         let mut responses: Vec<Response> = (0..n)
             .map(|i| Response { rng: response_rng(sampling.seed, i as u32), sample: TokenSample::default(), done: max_tokens == 0 })
             .collect();
-        for response in &mut responses {
+        for response in responses.iter_mut().filter(|r| !r.done) {
             let draw = sample(&logits, sampling.temperature, sampling.top_p, &mut response.rng);
             response.push(draw, &self.stop_ids, max_tokens);
         }
