@@ -81,7 +81,9 @@ fn run_writes_responses_table_and_preferences() {
         for margin in [100, 50, 10] {
             let file = out.path().join(format!("preferences/{method}-m{margin}.jsonl"));
             for preference in read_lines(&file) {
-                assert!(preference["prompt"].is_array() && preference["chosen"].is_array() && preference["rejected"].is_array());
+                for field in ["prompt", "chosen", "rejected"] {
+                    assert!(preference[field].is_array(), "{field} is not a message list in {preference}");
+                }
             }
             assert!(file.is_file(), "{} missing", file.display());
         }

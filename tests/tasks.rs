@@ -52,7 +52,8 @@ fn wrong_answers_grade_below_one() {
     let far_grade = task.grade(question, &far).unwrap();
 
     assert_eq!((near.as_str(), far.as_str()), ("4", "9"));
-    assert!(!near_grade.correct && !far_grade.correct);
+    assert!(!near_grade.correct);
+    assert!(!far_grade.correct);
     assert!(near_grade.correctness > far_grade.correctness, "{near_grade:?} vs {far_grade:?}");
     assert_eq!(task.extract(question, 0, "no idea").unwrap(), None);
 }

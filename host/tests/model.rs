@@ -141,14 +141,10 @@ fn token_nlls_match_logprobs() {
 
     let logprobs = model.logprobs(&messages, &generation.text).expect("logprobs run");
     assert_eq!(logprobs.len(), generation.token_nll.len(), "re-tokenized text {:?} has another length", generation.text);
-    // Decode steps use the quantized kernels, which round activations to
-    // 8 bits, and `logprobs` the f32 gemm: the values agree only up to that
-    // rounding (about 0.5% relative error per matmul on this model).
-    let differences: Vec<f32> = logprobs.iter().zip(&generation.token_nll).map(|(logprob, nll)| (logprob + nll).abs()).collect();
-    let mean = differences.iter().sum::<f32>() / differences.len() as f32;
-    assert!(mean < 0.15, "mean |logprob + NLL| is {mean}: {differences:?}");
-    for &difference in &differences {
-        assert!(difference < 0.5, "|logprob + NLL| is {difference}: {differences:?}");
+    // Decode steps use the quantized weights and `logprobs` their f32
+    // dequantization, so only the summation order differs.
+    for (logprob, nll) in logprobs.iter().zip(&generation.token_nll) {
+        assert!((logprob + nll).abs() < 1e-2, "logprob {logprob} vs NLL {nll}");
     }
 }
 

@@ -69,7 +69,12 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         .filter_map(|key| metadata.get(*key)?.to_u32().ok())
         .collect();
     let name = metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned();
-    Ok(ModelParts::new(llama, tokenizer, template, stop_ids, name))
+    let mut parts = ModelParts::new(llama, tokenizer, template, stop_ids, name);
+    let add_bos = metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+    if add_bos {
+        parts.prompt_bos = metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok());
+    }
+    Ok(parts)
 }
 
 fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {

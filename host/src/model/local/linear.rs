@@ -1,8 +1,39 @@
 //! Linear layers that keep both an f32 and a quantized copy of their weight.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use super::kernel::QuantizedMatrix;
 use candle_core::{Module, Result, Tensor};
 use std::borrow::Cow;
+
+/// A quantized weight and the kernel that multiplies by it.
+#[derive(Debug, Clone)]
+enum QuantizedWeight {
+    /// Q4_1 or Q8_0 on the CPU, with this crate's kernel.
+    Blocks(QuantizedMatrix),
+    /// Any other type or device, with candle's kernels.
+    Candle(QMatMul),
+}
+
+impl QuantizedWeight {
+    fn new(tensor: QTensor) -> Result<Option<Self>> {
+        if !is_quantized(tensor.dtype()) {
+            return Ok(None);
+        }
+        if tensor.device().is_cpu()
+            && let Some(matrix) = QuantizedMatrix::from_qtensor(&tensor)?
+        {
+            return Ok(Some(Self::Blocks(matrix)));
+        }
+        Ok(Some(Self::Candle(QMatMul::from_qtensor(tensor)?)))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Blocks(matrix) => matrix.forward(x),
+            Self::Candle(matmul) => matmul.forward(x),
+        }
+    }
+}
 
 /// A bias-free linear layer `y = x W^T`.
 #[derive(Debug, Clone)]
@@ -10,18 +41,19 @@ pub struct Linear {
     /// Weight as `(out_features, in_features)` f32.
     weight: Tensor,
     /// The same weight in its GGUF quantization, when it has one.
-    quantized: Option<QMatMul>,
+    quantized: Option<QuantizedWeight>,
 }
 
 impl Linear {
-    pub fn new(weight: Tensor, quantized: Option<QMatMul>) -> Self {
-        Self { weight, quantized }
+    /// Builds an f32-only layer from a `(out_features, in_features)` weight.
+    pub fn new(weight: Tensor) -> Self {
+        Self { weight, quantized: None }
     }
 
     /// Builds a layer from a GGUF tensor, dequantizing it for the f32 path.
     pub fn from_qtensor(tensor: QTensor) -> Result<Self> {
         let weight = tensor.dequantize(&tensor.device())?;
-        let quantized = is_quantized(tensor.dtype()).then(|| QMatMul::from_qtensor(tensor)).transpose()?;
+        let quantized = QuantizedWeight::new(tensor)?;
         Ok(Self { weight, quantized })
     }
 
@@ -30,7 +62,10 @@ impl Linear {
     pub fn from_qtensors(tensors: Vec<QTensor>) -> Result<Self> {
         let weights = tensors.iter().map(|t| t.dequantize(&t.device())).collect::<Result<Vec<_>>>()?;
         let weight = Tensor::cat(&weights, 0)?;
-        let quantized = stack_quantized(&tensors)?.map(QMatMul::from_qtensor).transpose()?;
+        let quantized = match stack_quantized(&tensors)? {
+            Some(stacked) => QuantizedWeight::new(stacked)?,
+            None => None,
+        };
         Ok(Self { weight, quantized })
     }
 

@@ -4,8 +4,9 @@ use super::linear::Linear;
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 
-/// Default of [`Llama::set_quantized_decode`]. Measured with
-/// `benches/inference.rs` on a 2-core AMD EPYC (AVX, FMA, no AVX2).
+/// Default of [`Llama::set_quantized_decode`]. With `benches/inference.rs`
+/// on a 2-core AMD EPYC (AVX, FMA, no AVX2), the quantized kernels decoded
+/// 83 tokens/s at n=10 against 58 for f32, and about the same at n=1.
 const QUANTIZED_DECODE: bool = true;
 
 /// Hyperparameters of a llama decoder.
@@ -54,6 +55,9 @@ pub struct Llama {
     /// kernels. Prompt processing always uses the f32 gemm, which is much
     /// faster for many rows. The choice never depends on the batch size, so a
     /// sequence gets the same logits whatever batch it is decoded in.
+    /// NOTE: the f32 path (safetensors models, or this flag off) runs gemm
+    /// with the batch as its row count, and row results may then differ in
+    /// the last bits between batch sizes; only the quantized path is tested.
     quantized_decode: bool,
 }
 

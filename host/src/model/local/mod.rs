@@ -4,6 +4,7 @@
 mod chat_template;
 mod fetch;
 mod gguf;
+mod kernel;
 mod linear;
 mod llama;
 mod safetensors;
@@ -28,12 +29,14 @@ pub(crate) struct ModelParts {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     stop_ids: Vec<u32>,
+    /// BOS id to put before each prompt that does not start with it.
+    prompt_bos: Option<u32>,
     name: Option<String>,
 }
 
 impl ModelParts {
     fn new(llama: Llama, tokenizer: Tokenizer, template: ChatTemplate, stop_ids: Vec<u32>, name: Option<String>) -> Self {
-        Self { llama, tokenizer, template, stop_ids, name }
+        Self { llama, tokenizer, template, stop_ids, prompt_bos: None, name }
     }
 }
 
@@ -46,6 +49,7 @@ pub struct LocalModel {
     /// Tokens that end a response: EOS, EOT and `<|im_end|>` when the
     /// vocabulary has them. They are not part of the returned text or NLLs.
     stop_ids: Vec<u32>,
+    prompt_bos: Option<u32>,
 }
 
 /// Returns the CUDA device when built with the `cuda` feature and a GPU is
@@ -85,7 +89,7 @@ impl LocalModel {
         stop_ids.sort_unstable();
         stop_ids.dedup();
         tracing::info!(path = %path.display(), %name, seconds = started.elapsed().as_secs_f32(), "model loaded");
-        Ok(Self { name, llama: parts.llama, tokenizer: parts.tokenizer, template: parts.template, stop_ids })
+        Ok(Self { name, llama: parts.llama, tokenizer: parts.tokenizer, template: parts.template, stop_ids, prompt_bos: parts.prompt_bos })
     }
 
     pub fn config(&self) -> &Config {
@@ -107,10 +111,18 @@ impl LocalModel {
     }
 
     /// Renders `messages` with the chat template and tokenizes the result,
-    /// parsing special tokens such as `<|im_start|>` in it.
+    /// parsing special tokens such as `<|im_start|>` in it. Prepends BOS when
+    /// the GGUF file sets `tokenizer.ggml.add_bos_token` and the template
+    /// did not write it.
     pub fn encode_prompt(&self, messages: &[Message]) -> Result<Vec<u32>, ModelError> {
         let prompt = self.template.render(messages)?;
-        self.encode(&prompt)
+        let mut ids = self.encode(&prompt)?;
+        if let Some(bos) = self.prompt_bos
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
     }
 
     /// Tokenizes `text` without adding BOS or EOS.

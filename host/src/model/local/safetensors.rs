@@ -98,15 +98,15 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         let gate_up = Tensor::cat(&[layer("mlp.gate_proj")?, layer("mlp.up_proj")?], 0)?;
         blocks.push(Block {
             attn_norm: layer("input_layernorm")?,
-            qkv: Linear::new(qkv, None),
-            output: Linear::new(layer("self_attn.o_proj")?, None),
+            qkv: Linear::new(qkv),
+            output: Linear::new(layer("self_attn.o_proj")?),
             ffn_norm: layer("post_attention_layernorm")?,
-            gate_up: Linear::new(gate_up, None),
-            down: Linear::new(layer("mlp.down_proj")?, None),
+            gate_up: Linear::new(gate_up),
+            down: Linear::new(layer("mlp.down_proj")?),
         });
     }
     let norm = take("model.norm.weight")?;
-    let llama = Llama::new(config, embedding, blocks, norm, Linear::new(lm_head, None))?;
+    let llama = Llama::new(config, embedding, blocks, norm, Linear::new(lm_head))?;
 
     let special = |token: &Option<SpecialToken>| token.as_ref().map(|t| t.content().to_string()).unwrap_or_default();
     let (bos_token, eos_token) = (special(&tokenizer_config.bos_token), special(&tokenizer_config.eos_token));
