@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wow::plugin::{Limits, PluginRegistry, Sandbox};
+use wow::plugin::{Limits, PluginRegistry, Sandbox, SharedModel};
 
 /// Test plugins as pairs of manifest text and component bytes.
 pub mod test_plugins {
@@ -28,7 +28,17 @@ pub fn model_path() -> PathBuf {
 
 /// Returns a registry with the built-in plugins and the test plugins.
 pub fn registry_with_test_plugins(limits: Limits) -> PluginRegistry {
-    let mut registry = PluginRegistry::new(Sandbox::new(limits).expect("create sandbox")).expect("load built-ins");
+    with_test_plugins(Sandbox::new(limits).expect("create sandbox"))
+}
+
+/// Returns a registry like [`registry_with_test_plugins`] whose plugins can
+/// call `model` through the host imports.
+pub fn registry_with_model(limits: Limits, model: SharedModel) -> PluginRegistry {
+    with_test_plugins(Sandbox::new(limits).expect("create sandbox").with_model(model))
+}
+
+fn with_test_plugins(sandbox: Sandbox) -> PluginRegistry {
+    let mut registry = PluginRegistry::new(sandbox).expect("load built-ins");
     for (manifest, component) in test_plugins::BUNDLED {
         if let Err(error) = registry.add_embedded(manifest, component) {
             // Plugins built for another WIT version are rejected here by
