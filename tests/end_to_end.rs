@@ -90,6 +90,19 @@ fn run_writes_responses_table_and_preferences() {
     }
 }
 
+#[test]
+fn elicit_again_keeps_other_methods() {
+    let out = tempfile::tempdir().unwrap();
+    assert!(cli().args(run_args("run", out.path(), 2, 3)).status().unwrap().success());
+
+    let status = cli().args(["elicit", "--out", out.path().to_str().unwrap(), "--elicitors", "logits"]).status().unwrap();
+    assert!(status.success());
+
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = table["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["heuristic", "consistency", "logits"]);
+}
+
 /// Waits until `path` has at least `lines` complete lines.
 fn wait_for_lines(path: &Path, lines: usize, timeout: Duration) {
     let started = Instant::now();

@@ -78,11 +78,30 @@ pub fn elicit(
         });
     }
 
-    let table = AccuracyTable { task: task_name.to_string(), questions: questions.len(), methods };
+    let table = merge_with_previous(run, AccuracyTable { task: task_name.to_string(), questions: questions.len(), methods }, margins);
     let json = serde_json::to_string_pretty(&table).expect("table serializes");
     run.write_atomic(ACCURACY_JSON, json.as_bytes())?;
     run.write_atomic(ACCURACY_MARKDOWN, render_markdown(&table, margins).as_bytes())?;
     Ok(table)
+}
+
+/// Keeps the rows of methods elicited earlier in this run directory (same
+/// task, question count and margins) that this pass did not run again.
+fn merge_with_previous(run: &RunDir, mut table: AccuracyTable, margins: &[u32]) -> AccuracyTable {
+    let Ok(text) = std::fs::read_to_string(run.path(ACCURACY_JSON)) else { return table };
+    let Ok(previous) = serde_json::from_str::<AccuracyTable>(&text) else { return table };
+    if previous.task != table.task || previous.questions != table.questions {
+        return table;
+    }
+
+    let same_margins = |method: &MethodResult| method.margins.iter().map(|m| m.margin).eq(margins.iter().copied());
+    let earlier: Vec<MethodResult> = previous
+        .methods
+        .into_iter()
+        .filter(|old| same_margins(old) && !table.methods.iter().any(|new| new.method == old.method))
+        .collect();
+    table.methods.splice(0..0, earlier);
+    table
 }
 
 fn judge_all(
