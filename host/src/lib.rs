@@ -3,8 +3,10 @@
 //! The host owns inference ([`model`]) and runs tasks, elicitors and scorers
 //! as sandboxed WebAssembly components ([`plugin`]). A [`run`] samples
 //! responses, grades them through a task plugin, elicits preferences between
-//! wrong answers and measures them with [`metrics`].
+//! wrong answers and measures them with [`metrics`]. [`align`] trains LoRA
+//! adapters on those preferences with DPO-family losses.
 
+pub mod align;
 pub mod cli;
 pub mod metrics;
 pub mod model;
