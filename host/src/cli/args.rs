@@ -27,6 +27,8 @@ pub enum Command {
     Elicit(ElicitArgs),
     /// Sample, then elicit: the whole WoW pipeline.
     Run(RunArgs),
+    /// Train a LoRA adapter on a preference file with a DPO-family loss.
+    Align(AlignArgs),
     /// Manage local models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -54,6 +56,61 @@ pub enum PluginsCommand {
         #[arg(long = "plugins")]
         plugins: Vec<PathBuf>,
     },
+}
+
+/// Arguments of `wow align`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct AlignArgs {
+    /// Preference file in TRL's conversational layout, such as
+    /// RUN_DIR/preferences/logits-m50.jsonl.
+    #[arg(long)]
+    pub preferences: PathBuf,
+
+    /// Folder for `adapter_model.safetensors` and `adapter_config.json`.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    /// GGUF model to train on [default: SmolLM2-135M-Instruct from the cache].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Preference loss.
+    #[arg(long, value_enum, default_value = "dpo")]
+    pub loss: crate::align::PreferenceLoss,
+
+    /// Loss temperature beta.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = 5e-5)]
+    pub learning_rate: f64,
+
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+
+    /// Fraction of optimizer steps spent warming up the learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = 2)]
+    pub batch_size: usize,
+
+    /// Forward passes summed into one optimizer step.
+    #[arg(long, default_value_t = 4)]
+    pub gradient_accumulation_steps: usize,
+
+    /// Pairs drawn from the file with a fixed seed; 0 keeps all.
+    #[arg(long, default_value_t = 4000)]
+    pub max_pairs: usize,
+
+    /// Maximum tokens of prompt plus response; longer pairs are skipped.
+    #[arg(long, default_value_t = 2048)]
+    pub max_length: usize,
+
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Flags shared by `sample` and `run`. Each one overrides the config file.

@@ -1,5 +1,6 @@
 //! The `wow` command line: argument parsing and commands.
 
+mod align;
 mod args;
 mod progress;
 
@@ -44,6 +45,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Sample(run_args) => blocking(move || sample_command(&run_args, &stop).map(|_| ())).await,
         Command::Run(run_args) => blocking(move || run_command(&run_args, &stop)).await,
         Command::Elicit(elicit_args) => blocking(move || elicit_command(&elicit_args)).await,
+        Command::Align(align_args) => blocking(move || align::align_command(&align_args)).await,
         Command::Model(ModelCommand::Fetch { cache_dir }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
             let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
