@@ -47,7 +47,15 @@ fn read_lines(path: &Path) -> Vec<Value> {
 }
 
 fn response_keys(lines: &[Value]) -> Vec<(String, u64)> {
-    lines.iter().map(|r| (r["question_id"].as_str().unwrap().to_string(), r["sample"].as_u64().unwrap())).collect()
+    lines
+        .iter()
+        .map(|r| {
+            (
+                r["question_id"].as_str().unwrap().to_string(),
+                r["sample"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -59,7 +67,15 @@ fn run_writes_responses_table_and_preferences() {
     let responses = read_lines(&out.path().join("responses.jsonl"));
     assert_eq!(responses.len(), 12);
     for response in &responses {
-        for field in ["question_id", "sample", "text", "mean_nll", "token_count", "answer", "correctness"] {
+        for field in [
+            "question_id",
+            "sample",
+            "text",
+            "mean_nll",
+            "token_count",
+            "answer",
+            "correctness",
+        ] {
             assert!(response.get(field).is_some(), "missing {field} in {response}");
         }
         assert!(response["mean_nll"].as_f64().unwrap() > 0.0, "{response}");
@@ -67,11 +83,22 @@ fn run_writes_responses_table_and_preferences() {
     let unique: BTreeSet<_> = response_keys(&responses).into_iter().collect();
     assert_eq!(unique.len(), 12);
 
-    let table: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = table["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    let table: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = table["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["heuristic", "consistency", "logits"]);
     for method in table["methods"].as_array().unwrap() {
-        let margins: Vec<u64> = method["margins"].as_array().unwrap().iter().map(|m| m["margin"].as_u64().unwrap()).collect();
+        let margins: Vec<u64> = method["margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["margin"].as_u64().unwrap())
+            .collect();
         assert_eq!(margins, [100, 50, 10]);
     }
 
@@ -82,7 +109,10 @@ fn run_writes_responses_table_and_preferences() {
             let file = out.path().join(format!("preferences/{method}-m{margin}.jsonl"));
             for preference in read_lines(&file) {
                 for field in ["prompt", "chosen", "rejected"] {
-                    assert!(preference[field].is_array(), "{field} is not a message list in {preference}");
+                    assert!(
+                        preference[field].is_array(),
+                        "{field} is not a message list in {preference}"
+                    );
                 }
             }
             assert!(file.is_file(), "{} missing", file.display());
@@ -93,13 +123,28 @@ fn run_writes_responses_table_and_preferences() {
 #[test]
 fn elicit_again_keeps_other_methods() {
     let out = tempfile::tempdir().unwrap();
-    assert!(cli().args(run_args("run", out.path(), 2, 3)).status().unwrap().success());
+    assert!(
+        cli()
+            .args(run_args("run", out.path(), 2, 3))
+            .status()
+            .unwrap()
+            .success()
+    );
 
-    let status = cli().args(["elicit", "--out", out.path().to_str().unwrap(), "--elicitors", "logits"]).status().unwrap();
+    let status = cli()
+        .args(["elicit", "--out", out.path().to_str().unwrap(), "--elicitors", "logits"])
+        .status()
+        .unwrap();
     assert!(status.success());
 
-    let table: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = table["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    let table: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = table["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["heuristic", "consistency", "logits"]);
 }
 
@@ -147,7 +192,11 @@ fn killed_run_resumes_without_loss_or_duplicates() {
 #[test]
 fn resume_with_other_settings_is_rejected() {
     let out = tempfile::tempdir().unwrap();
-    std::fs::write(out.path().join("config.json"), r#"{"task":"nlgraph-max-flow","samples":7}"#).unwrap();
+    std::fs::write(
+        out.path().join("config.json"),
+        r#"{"task":"nlgraph-max-flow","samples":7}"#,
+    )
+    .unwrap();
 
     let output = cli().args(run_args("sample", out.path(), 1, 2)).output().unwrap();
 
@@ -161,7 +210,13 @@ fn resume_with_other_settings_is_rejected() {
 fn missing_dataset_names_the_file() {
     let out = tempfile::tempdir().unwrap();
     let output = cli()
-        .args(["sample", "--out", out.path().to_str().unwrap(), "--data", "/nonexistent/train.json"])
+        .args([
+            "sample",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--data",
+            "/nonexistent/train.json",
+        ])
         .output()
         .unwrap();
 

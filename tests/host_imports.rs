@@ -8,13 +8,23 @@ use wow::plugin::{Candidate, FailureKind, Judgement, Limits, Question, SharedMod
 use wow_tests::{model_path, registry_with_model, registry_with_test_plugins};
 
 fn question() -> Question {
-    Question { id: "q-1".into(), text: "What is 2+2?".into(), reference: None, payload: "{}".into() }
+    Question {
+        id: "q-1".into(),
+        text: "What is 2+2?".into(),
+        reference: None,
+        payload: "{}".into(),
+    }
 }
 
 fn candidates() -> Vec<Candidate> {
     ["The answer is 4.", "Purple elephants sing."]
         .iter()
-        .map(|text| Candidate { text: text.to_string(), answer: None, mean_nll: 1.0, token_count: 4 })
+        .map(|text| Candidate {
+            text: text.to_string(),
+            answer: None,
+            mean_nll: 1.0,
+            token_count: 4,
+        })
         .collect()
 }
 
@@ -47,14 +57,20 @@ fn judge_scores_match_model_logprobs() {
 fn host_time_is_not_guest_time() {
     // Loading and running the model takes far longer than 50 ms, but that
     // time is spent in host imports.
-    let limits = Limits { timeout_secs: 0.05, ..Limits::default() };
+    let limits = Limits {
+        timeout_secs: 0.05,
+        ..Limits::default()
+    };
     let registry = registry_with_model(limits, shared_model());
     let judge = registry.elicitor("model-judge").unwrap();
 
     let started = std::time::Instant::now();
     let result = judge.elicit(&question(), &candidates(), &[(0, 1)]);
 
-    assert!(started.elapsed().as_secs_f64() > 0.05, "the call was too fast to test the deadline");
+    assert!(
+        started.elapsed().as_secs_f64() > 0.05,
+        "the call was too fast to test the deadline"
+    );
     assert!(result.is_ok(), "{result:?}");
 }
 
@@ -65,6 +81,8 @@ fn missing_model_is_a_guest_error() {
 
     let error = judge.elicit(&question(), &candidates(), &[(0, 1)]).unwrap_err();
 
-    let Some(FailureKind::Guest(message)) = error.failure() else { panic!("expected a guest error: {error}") };
+    let Some(FailureKind::Guest(message)) = error.failure() else {
+        panic!("expected a guest error: {error}")
+    };
     assert!(message.contains("no model"), "{message}");
 }

@@ -5,20 +5,35 @@ use wow::plugin::{Candidate, FailureKind, Judgement, Limits, PluginError, Plugin
 use wow_tests::{registry_with_test_plugins, test_plugin};
 
 fn question(id: &str) -> Question {
-    Question { id: id.into(), text: "What is 1 + 1?".into(), reference: None, payload: "{}".into() }
+    Question {
+        id: id.into(),
+        text: "What is 1 + 1?".into(),
+        reference: None,
+        payload: "{}".into(),
+    }
 }
 
 fn candidates() -> Vec<Candidate> {
     ["2", "three", "eleven"]
         .iter()
         .enumerate()
-        .map(|(i, text)| Candidate { text: text.to_string(), answer: Some(text.to_string()), mean_nll: 1.0, token_count: i as u32 + 1 })
+        .map(|(i, text)| Candidate {
+            text: text.to_string(),
+            answer: Some(text.to_string()),
+            mean_nll: 1.0,
+            token_count: i as u32 + 1,
+        })
         .collect()
 }
 
 /// Limits low enough that each hostile call ends within a second or two.
 fn tight_limits() -> Limits {
-    Limits { fuel: 300_000_000, timeout_secs: 20.0, memory_bytes: 64 * 1024 * 1024, max_log_lines: 10 }
+    Limits {
+        fuel: 300_000_000,
+        timeout_secs: 20.0,
+        memory_bytes: 64 * 1024 * 1024,
+        max_log_lines: 10,
+    }
 }
 
 fn elicit(limits: Limits, id: &str) -> Result<Judgement, PluginError> {
@@ -44,23 +59,38 @@ fn endless_loop_runs_out_of_fuel() {
 
 #[test]
 fn endless_loop_hits_deadline() {
-    let limits = Limits { fuel: u64::MAX / 2, timeout_secs: 1.0, ..tight_limits() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout_secs: 1.0,
+        ..tight_limits()
+    };
     let started = std::time::Instant::now();
     let kind = failure(elicit(limits, "loop-2"), "loop-2");
     assert_eq!(kind, FailureKind::Timeout { seconds: 1.0 });
-    assert!(started.elapsed().as_secs_f64() < 10.0, "deadline fired late: {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs_f64() < 10.0,
+        "deadline fired late: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn unbounded_allocation_hits_memory_cap() {
     let kind = failure(elicit(tight_limits(), "alloc-1"), "alloc-1");
-    assert_eq!(kind, FailureKind::MemoryLimit { bytes: 64 * 1024 * 1024 });
+    assert_eq!(
+        kind,
+        FailureKind::MemoryLimit {
+            bytes: 64 * 1024 * 1024
+        }
+    );
 }
 
 #[test]
 fn panic_reports_plugin_message() {
     let kind = failure(elicit(tight_limits(), "trap-1"), "trap-1");
-    let FailureKind::Trap { output, .. } = &kind else { panic!("expected a trap, got {kind:?}") };
+    let FailureKind::Trap { output, .. } = &kind else {
+        panic!("expected a trap, got {kind:?}")
+    };
     assert!(output.contains("panicked"), "panic message captured: {output}");
 }
 
@@ -83,11 +113,16 @@ fn other_items_carry_on() {
     let hostile = registry.elicitor("hostile").unwrap();
     let ids = ["ok-1", "loop-3", "ok-2", "trap-2", "alloc-2", "ok-3"];
 
-    let results: Vec<_> = ids.iter().map(|id| hostile.elicit(&question(id), &candidates(), &[(0, 1)])).collect();
+    let results: Vec<_> = ids
+        .iter()
+        .map(|id| hostile.elicit(&question(id), &candidates(), &[(0, 1)]))
+        .collect();
 
     for (id, result) in ids.iter().zip(&results) {
         if id.starts_with("ok") {
-            let Ok(Judgement::Scores(scores)) = result else { panic!("{id} should succeed: {result:?}") };
+            let Ok(Judgement::Scores(scores)) = result else {
+                panic!("{id} should succeed: {result:?}")
+            };
             assert_eq!(scores.len(), 3, "{id}");
         } else {
             assert!(result.is_err(), "{id} should fail");
@@ -134,7 +169,10 @@ fn builtins_are_registered() {
         ("consistency", PluginKind::Elicitor),
         ("logits", PluginKind::Elicitor),
     ] {
-        assert!(plugins.contains(&(name.to_string(), kind)), "{name} missing from {plugins:?}");
+        assert!(
+            plugins.contains(&(name.to_string(), kind)),
+            "{name} missing from {plugins:?}"
+        );
     }
 }
 

@@ -8,7 +8,11 @@ fn load(task: &TaskPlugin, file: &str) -> Vec<Question> {
     let bytes = std::fs::read(&path).unwrap();
     let rows = task.load(&bytes, file).expect("the dataset loads");
 
-    let errors: Vec<String> = rows.iter().filter_map(|r| r.as_ref().err()).map(|e| format!("{}: {}", e.id, e.message)).collect();
+    let errors: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| format!("{}: {}", e.id, e.message))
+        .collect();
     assert!(errors.is_empty(), "rows disagree with the solver: {errors:?}");
     rows.into_iter().map(Result::unwrap).collect()
 }
@@ -22,7 +26,10 @@ fn check_references(task_name: &str, file: &str, expected: usize) {
 
     for question in &questions {
         let reference = question.reference.as_deref().unwrap();
-        let answer = task.extract(question, 0, reference).unwrap().expect("reference answer parses");
+        let answer = task
+            .extract(question, 0, reference)
+            .unwrap()
+            .expect("reference answer parses");
         let grade = task.grade(question, &answer).unwrap();
         assert!(grade.correct, "{}: {reference}", question.id);
         assert_eq!(grade.correctness, 1.0, "{}", question.id);
@@ -46,7 +53,10 @@ fn wrong_answers_grade_below_one() {
     let question = &load(&task, "nlgraph/shortest_path/train.json")[0];
 
     // Problem 0: the shortest path from node 1 to node 2 weighs 3.
-    let near = task.extract(question, 0, "The path is 1,0,2 with a total weight is 4.").unwrap().unwrap();
+    let near = task
+        .extract(question, 0, "The path is 1,0,2 with a total weight is 4.")
+        .unwrap()
+        .unwrap();
     let far = task.extract(question, 0, "I think the answer is 9").unwrap().unwrap();
     let near_grade = task.grade(question, &near).unwrap();
     let far_grade = task.grade(question, &far).unwrap();
@@ -54,7 +64,10 @@ fn wrong_answers_grade_below_one() {
     assert_eq!((near.as_str(), far.as_str()), ("4", "9"));
     assert!(!near_grade.correct);
     assert!(!far_grade.correct);
-    assert!(near_grade.correctness > far_grade.correctness, "{near_grade:?} vs {far_grade:?}");
+    assert!(
+        near_grade.correctness > far_grade.correctness,
+        "{near_grade:?} vs {far_grade:?}"
+    );
     assert_eq!(task.extract(question, 0, "no idea").unwrap(), None);
 }
 
@@ -66,7 +79,12 @@ fn malformed_dataset_is_an_error() {
     let error = task.load(b"{ not json", "broken.json").unwrap_err().to_string();
     assert!(error.contains("broken.json"), "{error}");
 
-    let rows = task.load(br#"{"7": {"question": "no graph here", "answer": "5", "difficulty": "easy"}}"#, "row.json").unwrap();
+    let rows = task
+        .load(
+            br#"{"7": {"question": "no graph here", "answer": "5", "difficulty": "easy"}}"#,
+            "row.json",
+        )
+        .unwrap();
     let item = rows[0].as_ref().unwrap_err();
     assert_eq!(item.id, "7");
 }

@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = default_model_path()?;
     let started = Instant::now();
     let mut model = LocalModel::load(&path)?;
-    println!("model {} loaded in {:.2} s", path.display(), started.elapsed().as_secs_f64());
+    println!(
+        "model {} loaded in {:.2} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
 
     let prompt = long_prompt(&model, PREFILL_TOKENS)?;
     let prefill = best_of(REPEATS, || {
@@ -49,12 +53,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn sampling(n: u32, max_tokens: u32) -> Sampling {
-    Sampling { temperature: 1.0, top_p: 1.0, max_tokens, n, seed: 1 }
+    Sampling {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_tokens,
+        n,
+        seed: 1,
+    }
 }
 
 /// Builds a chat prompt of exactly `tokens` tokens from repeated prose.
 fn long_prompt(model: &LocalModel, tokens: usize) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-    let text = "The river bends past the old mill, where children count the boats and the miller weighs the grain. ".repeat(40);
+    let text = "The river bends past the old mill, where children count the boats and the miller weighs the grain. "
+        .repeat(40);
     let mut ids = model.encode_prompt(&[Message::new("user", text)])?;
     if ids.len() < tokens {
         return Err(format!("prompt has {} tokens, fewer than {tokens}", ids.len()).into());

@@ -37,8 +37,15 @@ pub fn embed_plugins(workspace: &Path, plugins_dir: &Path, out_file: &Path) {
     for plugin in &crates {
         let manifest = plugin.dir.join(MANIFEST);
         let file_stem = plugin.package.replace('-', "_");
-        let component = target_dir.join(WASM_TARGET).join("plugin").join(format!("{file_stem}.wasm"));
-        writeln!(source, "    (include_str!({manifest:?}), include_bytes!({component:?})),").unwrap();
+        let component = target_dir
+            .join(WASM_TARGET)
+            .join("plugin")
+            .join(format!("{file_stem}.wasm"));
+        writeln!(
+            source,
+            "    (include_str!({manifest:?}), include_bytes!({component:?})),"
+        )
+        .unwrap();
     }
     source.push_str("];\n");
     fs::write(out_file, source).expect("write the embedded plugin list");
@@ -66,7 +73,12 @@ fn package_name(cargo_toml: &Path) -> String {
         if line.starts_with('[') {
             in_package = line == "[package]";
         } else if in_package && let Some(value) = line.strip_prefix("name") {
-            return value.trim_start().trim_start_matches('=').trim().trim_matches('"').to_string();
+            return value
+                .trim_start()
+                .trim_start_matches('=')
+                .trim()
+                .trim_matches('"')
+                .to_string();
         }
     }
     panic!("{} has no package name", cargo_toml.display());
@@ -75,7 +87,9 @@ fn package_name(cargo_toml: &Path) -> String {
 /// Plugins get their own target folder: the outer cargo holds the lock on
 /// the main one while this script runs.
 fn plugin_target_dir(workspace: &Path) -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
     target.join("wasm-plugins")
 }
 
@@ -95,17 +109,28 @@ fn compile(workspace: &Path, target_dir: &Path, crates: &[PluginCrate]) {
         command.args(["-p", &plugin.package]);
     }
     // The outer build's flags target the host CPU; they must not reach wasm.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         command.env_remove(var);
     }
 
     let status = command.status().expect("run cargo to build the wasm plugins");
-    assert!(status.success(), "building the wasm plugins failed; the cargo output above names the error");
+    assert!(
+        status.success(),
+        "building the wasm plugins failed; the cargo output above names the error"
+    );
 }
 
 fn check_target_installed() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(rustc).args(["--print", "sysroot"]).output().expect("run rustc --print sysroot");
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("run rustc --print sysroot");
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     let target_lib = sysroot.join("lib/rustlib").join(WASM_TARGET);
     assert!(

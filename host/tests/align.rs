@@ -8,13 +8,20 @@ use rand::{Rng, SeedableRng};
 use wow::align::adapter::{half_to_interleaved_rows, interleaved_to_half_rows, tensor_name};
 use wow::align::train::preference_logprobs;
 use wow::align::{
-    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterMode, LoraConfig, LoraLlama, LossConfig, PeftConfig, PreferenceLoss, TargetModule, TokenizedPair,
-    TrainConfig, Trainer, cosine_learning_rate, load_adapter, save_adapter,
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterMode, LoraConfig, LoraLlama, LossConfig, PeftConfig,
+    PreferenceLoss, TargetModule, TokenizedPair, TrainConfig, Trainer, cosine_learning_rate, load_adapter,
+    save_adapter,
 };
 use wow::model::Config;
 
-const ALL_LOSSES: [PreferenceLoss; 6] =
-    [PreferenceLoss::Dpo, PreferenceLoss::Ipo, PreferenceLoss::Hinge, PreferenceLoss::SppoHard, PreferenceLoss::Simpo, PreferenceLoss::Orpo];
+const ALL_LOSSES: [PreferenceLoss; 6] = [
+    PreferenceLoss::Dpo,
+    PreferenceLoss::Ipo,
+    PreferenceLoss::Hinge,
+    PreferenceLoss::SppoHard,
+    PreferenceLoss::Simpo,
+    PreferenceLoss::Orpo,
+];
 
 /// Returns the configuration of a 2-layer llama with hidden size 16, 4 query heads sharing 2 KV heads and
 /// a 32-token vocabulary.
@@ -35,7 +42,12 @@ fn tiny_config() -> Config {
 }
 
 fn tiny_model(dtype: DType, adapter_seed: u64) -> LoraLlama {
-    let lora = LoraConfig { rank: 4, alpha: 8.0, seed: adapter_seed, ..LoraConfig::default() };
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        seed: adapter_seed,
+        ..LoraConfig::default()
+    };
     LoraLlama::random(tiny_config(), lora, 7, dtype, &Device::Cpu).expect("tiny model builds")
 }
 
@@ -46,7 +58,10 @@ fn randomize_b(model: &LoraLlama, seed: u64) {
     for (_, _, adapter) in model.adapters() {
         let b = adapter.b.as_tensor();
         let values: Vec<f64> = (0..b.elem_count()).map(|_| rng.random_range(-0.2..0.2)).collect();
-        let noise = Tensor::from_vec(values, b.dims(), b.device()).unwrap().to_dtype(b.dtype()).unwrap();
+        let noise = Tensor::from_vec(values, b.dims(), b.device())
+            .unwrap()
+            .to_dtype(b.dtype())
+            .unwrap();
         adapter.b.set(&noise).unwrap();
     }
 }
@@ -55,9 +70,21 @@ fn randomize_b(model: &LoraLlama, seed: u64) {
 /// padded.
 fn pairs() -> Vec<TokenizedPair> {
     vec![
-        TokenizedPair { prompt: vec![1, 5, 9, 2], chosen: vec![3, 4, 7], rejected: vec![8, 8, 30, 12, 6] },
-        TokenizedPair { prompt: vec![1, 17, 2], chosen: vec![21, 22, 23, 24], rejected: vec![5] },
-        TokenizedPair { prompt: vec![1, 11, 12, 13, 14, 2], chosen: vec![9, 10], rejected: vec![10, 9, 31] },
+        TokenizedPair {
+            prompt: vec![1, 5, 9, 2],
+            chosen: vec![3, 4, 7],
+            rejected: vec![8, 8, 30, 12, 6],
+        },
+        TokenizedPair {
+            prompt: vec![1, 17, 2],
+            chosen: vec![21, 22, 23, 24],
+            rejected: vec![5],
+        },
+        TokenizedPair {
+            prompt: vec![1, 11, 12, 13, 14, 2],
+            chosen: vec![9, 10],
+            rejected: vec![10, 9, 31],
+        },
     ]
 }
 
@@ -77,13 +104,22 @@ fn scalar(tensor: &Tensor) -> f64 {
 }
 
 fn flat_values(var: &Var) -> Vec<f64> {
-    var.as_tensor().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+    var.as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn set_entry(var: &Var, index: usize, value: f64) {
     let mut values = flat_values(var);
     values[index] = value;
-    let tensor = Tensor::from_vec(values, var.as_tensor().dims(), &Device::Cpu).unwrap().to_dtype(var.dtype()).unwrap();
+    let tensor = Tensor::from_vec(values, var.as_tensor().dims(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(var.dtype())
+        .unwrap();
     var.set(&tensor).unwrap();
 }
 
@@ -92,7 +128,11 @@ fn loss_gradients_match_finite_differences() {
     let model = tiny_model(DType::F64, 1);
     randomize_b(&model, 2);
     let pairs = pairs();
-    let config = LossConfig { beta: 0.5, simpo_gamma: 0.3, orpo_lambda: 0.7 };
+    let config = LossConfig {
+        beta: 0.5,
+        simpo_gamma: 0.3,
+        orpo_lambda: 0.7,
+    };
     let vars = model.trainable_vars();
     let epsilon = 1e-5;
 
@@ -101,7 +141,13 @@ fn loss_gradients_match_finite_differences() {
         let mut largest_gradient: f64 = 0.0;
         // Check A and B of every adapter of both layers at two entries each.
         for (v, var) in vars.iter().enumerate() {
-            let gradient: Vec<f64> = grads.get(var.as_tensor()).expect("every adapter has a gradient").flatten_all().unwrap().to_vec1().unwrap();
+            let gradient: Vec<f64> = grads
+                .get(var.as_tensor())
+                .expect("every adapter has a gradient")
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let count = gradient.len();
             for index in [v % count, (7 * v + 3) % count] {
                 let original = flat_values(var)[index];
@@ -119,7 +165,10 @@ fn loss_gradients_match_finite_differences() {
                 );
             }
         }
-        assert!(largest_gradient > 1e-4, "{loss:?}: all checked gradients are near zero ({largest_gradient})");
+        assert!(
+            largest_gradient > 1e-4,
+            "{loss:?}: all checked gradients are near zero ({largest_gradient})"
+        );
     }
 }
 
@@ -131,9 +180,15 @@ fn dpo_loss_is_ln2_at_step_zero() {
         let refs = pair_refs(&pairs);
         let reference = preference_logprobs(&model, &refs, AdapterMode::Off).unwrap();
         let policy = preference_logprobs(&model, &refs, AdapterMode::On).unwrap();
-        PreferenceLoss::Dpo.compute(&LossConfig::default(), &policy, Some(&reference)).unwrap()
+        PreferenceLoss::Dpo
+            .compute(&LossConfig::default(), &policy, Some(&reference))
+            .unwrap()
     };
-    assert!((scalar(&output.loss) - std::f64::consts::LN_2).abs() < 1e-6, "loss {}", scalar(&output.loss));
+    assert!(
+        (scalar(&output.loss) - std::f64::consts::LN_2).abs() < 1e-6,
+        "loss {}",
+        scalar(&output.loss)
+    );
     assert_eq!(output.reward_margin, 0.0);
     assert_eq!(output.accuracy, 0.0);
 }
@@ -142,14 +197,28 @@ fn dpo_loss_is_ln2_at_step_zero() {
 fn dpo_training_raises_reward_margin() {
     let model = tiny_model(DType::F32, 1);
     let pairs = pairs();
-    let config = TrainConfig { learning_rate: 1e-2, epochs: 6, warmup_ratio: 0.0, batch_size: 3, gradient_accumulation_steps: 1, ..TrainConfig::default() };
+    let config = TrainConfig {
+        learning_rate: 1e-2,
+        epochs: 6,
+        warmup_ratio: 0.0,
+        batch_size: 3,
+        gradient_accumulation_steps: 1,
+        ..TrainConfig::default()
+    };
     let mut trainer = Trainer::new(&model, config).unwrap();
     let logs = trainer.train(&model, &pairs).unwrap();
 
     assert_eq!(logs.len(), 6);
-    assert!((logs[0].loss - std::f64::consts::LN_2).abs() < 1e-6, "first loss {}", logs[0].loss);
+    assert!(
+        (logs[0].loss - std::f64::consts::LN_2).abs() < 1e-6,
+        "first loss {}",
+        logs[0].loss
+    );
     for window in logs.windows(2) {
-        assert!(window[1].reward_margin > window[0].reward_margin, "reward margin fell: {logs:?}");
+        assert!(
+            window[1].reward_margin > window[0].reward_margin,
+            "reward margin fell: {logs:?}"
+        );
     }
     assert!(logs[5].loss < logs[0].loss, "loss did not fall: {logs:?}");
     assert_eq!(logs[5].accuracy, 1.0, "{logs:?}");
@@ -159,7 +228,15 @@ fn dpo_training_raises_reward_margin() {
 fn reference_free_training_lowers_loss() {
     for loss in [PreferenceLoss::Simpo, PreferenceLoss::Orpo] {
         let model = tiny_model(DType::F32, 1);
-        let config = TrainConfig { loss, learning_rate: 1e-2, epochs: 4, warmup_ratio: 0.0, batch_size: 3, gradient_accumulation_steps: 1, ..TrainConfig::default() };
+        let config = TrainConfig {
+            loss,
+            learning_rate: 1e-2,
+            epochs: 4,
+            warmup_ratio: 0.0,
+            batch_size: 3,
+            gradient_accumulation_steps: 1,
+            ..TrainConfig::default()
+        };
         let logs = Trainer::new(&model, config).unwrap().train(&model, &pairs()).unwrap();
         assert!(logs[3].loss < logs[0].loss, "{loss:?}: {logs:?}");
     }
@@ -170,16 +247,44 @@ fn gradient_accumulation_matches_full_batch() {
     let full = tiny_model(DType::F64, 1);
     let accumulated = tiny_model(DType::F64, 1);
     let pairs = pairs();
-    let base = TrainConfig { learning_rate: 1e-2, epochs: 1, warmup_ratio: 0.0, ..TrainConfig::default() };
-    let full_logs = Trainer::new(&full, TrainConfig { batch_size: 3, gradient_accumulation_steps: 1, ..base.clone() }).unwrap().train(&full, &pairs).unwrap();
-    let accumulated_logs =
-        Trainer::new(&accumulated, TrainConfig { batch_size: 1, gradient_accumulation_steps: 3, ..base }).unwrap().train(&accumulated, &pairs).unwrap();
+    let base = TrainConfig {
+        learning_rate: 1e-2,
+        epochs: 1,
+        warmup_ratio: 0.0,
+        ..TrainConfig::default()
+    };
+    let full_logs = Trainer::new(
+        &full,
+        TrainConfig {
+            batch_size: 3,
+            gradient_accumulation_steps: 1,
+            ..base.clone()
+        },
+    )
+    .unwrap()
+    .train(&full, &pairs)
+    .unwrap();
+    let accumulated_logs = Trainer::new(
+        &accumulated,
+        TrainConfig {
+            batch_size: 1,
+            gradient_accumulation_steps: 3,
+            ..base
+        },
+    )
+    .unwrap()
+    .train(&accumulated, &pairs)
+    .unwrap();
 
     assert_eq!(full_logs.len(), 1);
     assert_eq!(accumulated_logs.len(), 1);
     assert!((full_logs[0].loss - accumulated_logs[0].loss).abs() < 1e-12);
     for (a, b) in full.trainable_vars().iter().zip(accumulated.trainable_vars()) {
-        let difference: f64 = flat_values(a).iter().zip(flat_values(&b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let difference: f64 = flat_values(a)
+            .iter()
+            .zip(flat_values(&b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
         assert!(difference < 1e-9, "parameters differ by {difference}");
     }
 }
@@ -249,8 +354,16 @@ fn adapter_files_follow_peft_layout() {
         (TargetModule::DownProj, c.hidden_size, c.intermediate_size),
     ];
     for (module, out_features, in_features) in shapes {
-        assert_eq!(tensors[&tensor_name(1, module, 'A')].dims(), &[4, in_features], "{module:?} A");
-        assert_eq!(tensors[&tensor_name(1, module, 'B')].dims(), &[out_features, 4], "{module:?} B");
+        assert_eq!(
+            tensors[&tensor_name(1, module, 'A')].dims(),
+            &[4, in_features],
+            "{module:?} A"
+        );
+        assert_eq!(
+            tensors[&tensor_name(1, module, 'B')].dims(),
+            &[out_features, 4],
+            "{module:?} B"
+        );
         assert_eq!(tensors[&tensor_name(1, module, 'B')].dtype(), DType::F32);
     }
     assert!(tensors.contains_key("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
@@ -263,11 +376,20 @@ fn rope_row_permutation_matches_llama_cpp() {
     // with row i + 2, and llama.cpp stores them as (0, 2, 1, 3).
     let rows = Tensor::new(&[[0f32], [1.], [2.], [3.]], &Device::Cpu).unwrap();
     let interleaved = half_to_interleaved_rows(&rows, 1).unwrap();
-    assert_eq!(interleaved.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 2., 1., 3.]);
+    assert_eq!(
+        interleaved.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        vec![0., 2., 1., 3.]
+    );
     let back = interleaved_to_half_rows(&interleaved, 1).unwrap();
-    assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 1., 2., 3.]);
+    assert_eq!(
+        back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        vec![0., 1., 2., 3.]
+    );
 
-    let wide = Tensor::arange(0f32, 48., &Device::Cpu).unwrap().reshape((16, 3)).unwrap();
+    let wide = Tensor::arange(0f32, 48., &Device::Cpu)
+        .unwrap()
+        .reshape((16, 3))
+        .unwrap();
     let round_trip = interleaved_to_half_rows(&half_to_interleaved_rows(&wide, 2).unwrap(), 2).unwrap();
     assert_eq!(round_trip.to_vec2::<f32>().unwrap(), wide.to_vec2::<f32>().unwrap());
 }
@@ -282,8 +404,18 @@ fn peft_adapter_transfers_to_half_rope_model() {
     let pairs = pairs();
     let refs = pair_refs(&pairs);
 
-    let base = preference_logprobs(&model, &refs, AdapterMode::Off).unwrap().chosen.sum.to_vec1::<f64>().unwrap();
-    let half_base = preference_logprobs(&half, &refs, AdapterMode::Off).unwrap().chosen.sum.to_vec1::<f64>().unwrap();
+    let base = preference_logprobs(&model, &refs, AdapterMode::Off)
+        .unwrap()
+        .chosen
+        .sum
+        .to_vec1::<f64>()
+        .unwrap();
+    let half_base = preference_logprobs(&half, &refs, AdapterMode::Off)
+        .unwrap()
+        .chosen
+        .sum
+        .to_vec1::<f64>()
+        .unwrap();
     for (a, b) in base.iter().zip(&half_base) {
         assert!((a - b).abs() < 1e-9, "base log-probs differ: {base:?} vs {half_base:?}");
     }
@@ -291,11 +423,27 @@ fn peft_adapter_transfers_to_half_rope_model() {
     let dir = tempfile::tempdir().unwrap();
     save_adapter(&model, dir.path(), None).unwrap();
     load_adapter(&mut half, dir.path()).unwrap();
-    let adapted = preference_logprobs(&model, &refs, AdapterMode::On).unwrap().chosen.sum.to_vec1::<f64>().unwrap();
-    let half_adapted = preference_logprobs(&half, &refs, AdapterMode::On).unwrap().chosen.sum.to_vec1::<f64>().unwrap();
-    assert!((adapted[0] - base[0]).abs() > 1e-3, "the adapter does not change the log-probs");
+    let adapted = preference_logprobs(&model, &refs, AdapterMode::On)
+        .unwrap()
+        .chosen
+        .sum
+        .to_vec1::<f64>()
+        .unwrap();
+    let half_adapted = preference_logprobs(&half, &refs, AdapterMode::On)
+        .unwrap()
+        .chosen
+        .sum
+        .to_vec1::<f64>()
+        .unwrap();
+    assert!(
+        (adapted[0] - base[0]).abs() > 1e-3,
+        "the adapter does not change the log-probs"
+    );
     for (a, b) in adapted.iter().zip(&half_adapted) {
-        assert!((a - b).abs() < 1e-5, "adapted log-probs differ: {adapted:?} vs {half_adapted:?}");
+        assert!(
+            (a - b).abs() < 1e-5,
+            "adapted log-probs differ: {adapted:?} vs {half_adapted:?}"
+        );
     }
 }
 
@@ -304,32 +452,60 @@ fn peft_adapter_transfers_to_half_rope_model() {
 fn real_models() -> (wow::model::LocalModel, LoraLlama) {
     let path = wow::model::default_model_path().expect("default model is available");
     let local = wow::model::LocalModel::load_on(&path, &Device::Cpu).expect("default model loads");
-    let training = LoraLlama::from_gguf(&path, LoraConfig::default(), &Device::Cpu).expect("default model loads for training");
+    let training =
+        LoraLlama::from_gguf(&path, LoraConfig::default(), &Device::Cpu).expect("default model loads for training");
     (local, training)
 }
 
 #[test]
 fn real_model_matches_inference_logprobs() {
     let (local, training) = real_models();
-    let prompt = local.encode_prompt(&[wow::model::Message::new("user", "What is 6 times 7?")]).unwrap();
+    let prompt = local
+        .encode_prompt(&[wow::model::Message::new("user", "What is 6 times 7?")])
+        .unwrap();
     let chosen = local.encode("6 times 7 is 42.").unwrap();
     let rejected = local.encode("6 times 7 is 48, I think.").unwrap();
-    let expected: f64 = local.logprobs_from_ids(&prompt, &chosen).unwrap().iter().map(|&x| f64::from(x)).sum();
+    let expected: f64 = local
+        .logprobs_from_ids(&prompt, &chosen)
+        .unwrap()
+        .iter()
+        .map(|&x| f64::from(x))
+        .sum();
 
-    let pair = TokenizedPair { prompt, chosen, rejected };
+    let pair = TokenizedPair {
+        prompt,
+        chosen,
+        rejected,
+    };
     let off = preference_logprobs(&training, &[&pair], AdapterMode::Off).unwrap();
     let on = preference_logprobs(&training, &[&pair], AdapterMode::On).unwrap();
     let off_sum = scalar(&off.chosen.sum.squeeze(0).unwrap());
     let on_sum = scalar(&on.chosen.sum.squeeze(0).unwrap());
     // Both run the dequantized weights in f32 for a whole sequence, so only
     // the order of float operations differs.
-    assert!((off_sum - expected).abs() < 1e-2, "training forward {off_sum}, inference {expected}");
+    assert!(
+        (off_sum - expected).abs() < 1e-2,
+        "training forward {off_sum}, inference {expected}"
+    );
     assert_eq!(off_sum, on_sum, "fresh adapters (B = 0) must not change the log-probs");
 
-    let config = TrainConfig { batch_size: 1, gradient_accumulation_steps: 1, epochs: 1, warmup_ratio: 0.0, ..TrainConfig::default() };
+    let config = TrainConfig {
+        batch_size: 1,
+        gradient_accumulation_steps: 1,
+        epochs: 1,
+        warmup_ratio: 0.0,
+        ..TrainConfig::default()
+    };
     let mut trainer = Trainer::new(&training, config).unwrap();
     let started = std::time::Instant::now();
     let logs = trainer.train(&training, &[pair]).unwrap();
-    eprintln!("one DPO step (reference pass, policy forward and backward, AdamW) on SmolLM2-135M: {:.2} s", started.elapsed().as_secs_f64());
-    assert!((logs[0].loss - std::f64::consts::LN_2).abs() < 1e-5, "first DPO loss {}", logs[0].loss);
+    eprintln!(
+        "one DPO step (reference pass, policy forward and backward, AdamW) on SmolLM2-135M: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        (logs[0].loss - std::f64::consts::LN_2).abs() < 1e-5,
+        "first DPO loss {}",
+        logs[0].loss
+    );
 }

@@ -28,7 +28,13 @@ fn reference_file(name: &str) -> PathBuf {
 }
 
 fn sampling(temperature: f32, n: u32, max_tokens: u32, seed: u64) -> Sampling {
-    Sampling { temperature, top_p: 0.95, max_tokens, n, seed }
+    Sampling {
+        temperature,
+        top_p: 0.95,
+        max_tokens,
+        n,
+        seed,
+    }
 }
 
 fn question(text: &str) -> Vec<Message> {
@@ -55,10 +61,15 @@ const TOKENIZER_CASES: &[&str] = &[
 
 #[test]
 fn tokenizer_matches_reference_ids() {
-    let reference = tokenizers::Tokenizer::from_file(reference_file("tokenizer.json")).expect("reference tokenizer loads");
+    let reference =
+        tokenizers::Tokenizer::from_file(reference_file("tokenizer.json")).expect("reference tokenizer loads");
     let model = model();
     for &text in TOKENIZER_CASES {
-        let expected = reference.encode(text, false).expect("reference encodes").get_ids().to_vec();
+        let expected = reference
+            .encode(text, false)
+            .expect("reference encodes")
+            .get_ids()
+            .to_vec();
         let actual = model.encode(text).expect("text encodes");
         assert_eq!(actual, expected, "token ids differ for {text:?}");
     }
@@ -82,7 +93,11 @@ fn chat_template_matches_reference() {
     let conversations = [
         vec![Message::new("system", "Be brief."), Message::new("user", "Hi")],
         question("What is 2+2?"),
-        vec![Message::new("user", "Hi"), Message::new("assistant", "Hello!"), Message::new("user", "Bye")],
+        vec![
+            Message::new("user", "Hi"),
+            Message::new("assistant", "Hello!"),
+            Message::new("user", "Bye"),
+        ],
     ];
     for messages in &conversations {
         let actual = model.chat_template().render(messages).expect("template renders");
@@ -93,9 +108,16 @@ fn chat_template_matches_reference() {
 #[test]
 fn chat_template_renders_expected_string() {
     let model = model();
-    let messages = [Message::new("system", "Be brief."), Message::new("user", "What is 2+2?")];
-    let expected = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
-    assert_eq!(model.chat_template().render(&messages).expect("template renders"), expected);
+    let messages = [
+        Message::new("system", "Be brief."),
+        Message::new("user", "What is 2+2?"),
+    ];
+    let expected =
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
+    assert_eq!(
+        model.chat_template().render(&messages).expect("template renders"),
+        expected
+    );
 
     let with_default_system = model.chat_template().render(&question("Hi")).expect("template renders");
     let expected = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
@@ -107,11 +129,19 @@ fn chat_template_renders_expected_string() {
 fn greedy_generation_is_sensible_and_deterministic() {
     let mut model = model();
     let request = sampling(0.0, 1, 24, 0);
-    let first = model.generate(&question("What is 2+2?"), &request).expect("generation runs");
-    let second = model.generate(&question("What is 2+2?"), &request).expect("generation runs");
+    let first = model
+        .generate(&question("What is 2+2?"), &request)
+        .expect("generation runs");
+    let second = model
+        .generate(&question("What is 2+2?"), &request)
+        .expect("generation runs");
     assert_eq!(first.len(), 1);
     assert!(first[0].text.contains('4'), "unexpected answer {:?}", first[0].text);
-    assert!(!first[0].text.contains("<|im_end|>"), "stop token leaked into {:?}", first[0].text);
+    assert!(
+        !first[0].text.contains("<|im_end|>"),
+        "stop token leaked into {:?}",
+        first[0].text
+    );
     assert_eq!(first, second);
 }
 
@@ -119,20 +149,32 @@ fn greedy_generation_is_sensible_and_deterministic() {
 fn seeded_sample_is_independent_of_n() {
     let mut model = model();
     let messages = question("Write one sentence about the sea.");
-    let alone = model.generate(&messages, &sampling(0.9, 1, 16, 11)).expect("generation runs");
-    let batch = model.generate(&messages, &sampling(0.9, 4, 16, 11)).expect("generation runs");
-    let pair = model.generate(&messages, &sampling(0.9, 2, 16, 11)).expect("generation runs");
+    let alone = model
+        .generate(&messages, &sampling(0.9, 1, 16, 11))
+        .expect("generation runs");
+    let batch = model
+        .generate(&messages, &sampling(0.9, 4, 16, 11))
+        .expect("generation runs");
+    let pair = model
+        .generate(&messages, &sampling(0.9, 2, 16, 11))
+        .expect("generation runs");
     assert_eq!(batch.len(), 4);
     assert_eq!(alone[0], batch[0]);
     assert_eq!(pair[1], batch[1]);
-    assert_ne!(batch[0].text, batch[1].text, "different indices should draw different samples");
+    assert_ne!(
+        batch[0].text, batch[1].text,
+        "different indices should draw different samples"
+    );
 }
 
 #[test]
 fn token_nlls_match_logprobs() {
     let mut model = model();
     let messages = question("Name a colour.");
-    let generation = model.generate(&messages, &sampling(0.8, 1, 12, 3)).expect("generation runs").remove(0);
+    let generation = model
+        .generate(&messages, &sampling(0.8, 1, 12, 3))
+        .expect("generation runs")
+        .remove(0);
     assert!(!generation.token_nll.is_empty());
     for &nll in &generation.token_nll {
         assert!(nll.is_finite(), "NLL {nll} is not finite");
@@ -140,7 +182,12 @@ fn token_nlls_match_logprobs() {
     }
 
     let logprobs = model.logprobs(&messages, &generation.text).expect("logprobs run");
-    assert_eq!(logprobs.len(), generation.token_nll.len(), "re-tokenized text {:?} has another length", generation.text);
+    assert_eq!(
+        logprobs.len(),
+        generation.token_nll.len(),
+        "re-tokenized text {:?} has another length",
+        generation.text
+    );
     // Decode steps use the quantized weights and `logprobs` their f32
     // dequantization, so only the summation order differs.
     for (logprob, nll) in logprobs.iter().zip(&generation.token_nll) {
@@ -166,8 +213,15 @@ fn f32_decode_matches_prompt_logprobs() {
 #[test]
 fn empty_request_returns_nothing() {
     let mut model = model();
-    assert!(model.generate(&question("Hi"), &sampling(1.0, 0, 8, 0)).expect("generation runs").is_empty());
-    let zero_tokens = model.generate(&question("Hi"), &sampling(1.0, 2, 0, 0)).expect("generation runs");
+    assert!(
+        model
+            .generate(&question("Hi"), &sampling(1.0, 0, 8, 0))
+            .expect("generation runs")
+            .is_empty()
+    );
+    let zero_tokens = model
+        .generate(&question("Hi"), &sampling(1.0, 2, 0, 0))
+        .expect("generation runs");
     assert!(zero_tokens.iter().all(|g| g.text.is_empty() && g.token_nll.is_empty()));
 }
 
@@ -177,20 +231,43 @@ fn write_tiny_llama(directory: &Path, model: &LocalModel) -> PathBuf {
     let (hidden, intermediate, heads, kv_heads, layers) = (32, 64, 4, 2, 2);
     let vocab = model.tokenizer().get_vocab_size(true);
     let head_dim = hidden / heads;
-    let random = |shape: &[usize]| Tensor::randn(0f32, 0.1, shape, &Device::Cpu).expect("random tensor").to_dtype(DType::BF16).expect("bf16");
+    let random = |shape: &[usize]| {
+        Tensor::randn(0f32, 0.1, shape, &Device::Cpu)
+            .expect("random tensor")
+            .to_dtype(DType::BF16)
+            .expect("bf16")
+    };
     let ones = |size: usize| Tensor::ones(size, DType::BF16, &Device::Cpu).expect("ones");
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     tensors.insert("model.embed_tokens.weight".into(), random(&[vocab, hidden]));
     tensors.insert("model.norm.weight".into(), ones(hidden));
     for i in 0..layers {
         let prefix = format!("model.layers.{i}");
-        tensors.insert(format!("{prefix}.self_attn.q_proj.weight"), random(&[heads * head_dim, hidden]));
-        tensors.insert(format!("{prefix}.self_attn.k_proj.weight"), random(&[kv_heads * head_dim, hidden]));
-        tensors.insert(format!("{prefix}.self_attn.v_proj.weight"), random(&[kv_heads * head_dim, hidden]));
-        tensors.insert(format!("{prefix}.self_attn.o_proj.weight"), random(&[hidden, heads * head_dim]));
-        tensors.insert(format!("{prefix}.mlp.gate_proj.weight"), random(&[intermediate, hidden]));
+        tensors.insert(
+            format!("{prefix}.self_attn.q_proj.weight"),
+            random(&[heads * head_dim, hidden]),
+        );
+        tensors.insert(
+            format!("{prefix}.self_attn.k_proj.weight"),
+            random(&[kv_heads * head_dim, hidden]),
+        );
+        tensors.insert(
+            format!("{prefix}.self_attn.v_proj.weight"),
+            random(&[kv_heads * head_dim, hidden]),
+        );
+        tensors.insert(
+            format!("{prefix}.self_attn.o_proj.weight"),
+            random(&[hidden, heads * head_dim]),
+        );
+        tensors.insert(
+            format!("{prefix}.mlp.gate_proj.weight"),
+            random(&[intermediate, hidden]),
+        );
         tensors.insert(format!("{prefix}.mlp.up_proj.weight"), random(&[intermediate, hidden]));
-        tensors.insert(format!("{prefix}.mlp.down_proj.weight"), random(&[hidden, intermediate]));
+        tensors.insert(
+            format!("{prefix}.mlp.down_proj.weight"),
+            random(&[hidden, intermediate]),
+        );
         tensors.insert(format!("{prefix}.input_layernorm.weight"), ones(hidden));
         tensors.insert(format!("{prefix}.post_attention_layernorm.weight"), ones(hidden));
     }
@@ -217,8 +294,12 @@ fn write_tiny_llama(directory: &Path, model: &LocalModel) -> PathBuf {
         "bos_token": "<|im_start|>",
         "eos_token": {"content": "<|im_end|>"},
     });
-    std::fs::write(directory.join("tokenizer_config.json"), tokenizer_config.to_string()).expect("tokenizer config writes");
-    model.tokenizer().save(directory.join("tokenizer.json"), false).expect("tokenizer saves");
+    std::fs::write(directory.join("tokenizer_config.json"), tokenizer_config.to_string())
+        .expect("tokenizer config writes");
+    model
+        .tokenizer()
+        .save(directory.join("tokenizer.json"), false)
+        .expect("tokenizer saves");
     weights
 }
 
@@ -229,7 +310,9 @@ fn safetensors_tiny_llama_loads_and_runs() {
     let mut tiny = LocalModel::load(&weights).expect("tiny llama loads");
     assert_eq!(tiny.config().num_layers, 2);
 
-    let generations = tiny.generate(&question("Hi"), &sampling(1.0, 3, 5, 9)).expect("generation runs");
+    let generations = tiny
+        .generate(&question("Hi"), &sampling(1.0, 3, 5, 9))
+        .expect("generation runs");
     assert_eq!(generations.len(), 3);
     for &nll in generations.iter().flat_map(|g| &g.token_nll) {
         assert!(nll.is_finite(), "NLL {nll} is not finite");
@@ -240,7 +323,10 @@ fn safetensors_tiny_llama_loads_and_runs() {
 
     // The f32-only model decodes with the same kernels as `logprobs`.
     let prompt = tiny.encode_prompt(&question("Hi")).expect("prompt encodes");
-    let sample = tiny.sample_tokens(&prompt, &sampling(1.0, 1, 5, 9)).expect("generation runs").remove(0);
+    let sample = tiny
+        .sample_tokens(&prompt, &sampling(1.0, 1, 5, 9))
+        .expect("generation runs")
+        .remove(0);
     let logprobs = tiny.logprobs_from_ids(&prompt, &sample.tokens).expect("logprobs run");
     assert_eq!(logprobs.len(), sample.token_nll.len());
     for (logprob, nll) in logprobs.iter().zip(&sample.token_nll) {

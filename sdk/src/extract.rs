@@ -14,10 +14,7 @@
 /// assert_eq!(wow_sdk::extract::numbers("0,4,2 weighs -07.50"), ["0", "4", "2", "-7.5"]);
 /// ```
 pub fn numbers(text: &str) -> Vec<String> {
-    scan(text)
-        .into_iter()
-        .map(|token| token.canonical)
-        .collect()
+    scan(text).into_iter().map(|token| token.canonical).collect()
 }
 
 /// Returns the last number in `text`.
@@ -76,9 +73,7 @@ pub fn number_after_any(text: &str, phrases: &[&str]) -> Option<String> {
         .collect();
     ends.sort_unstable();
     let tokens = scan(text);
-    ends.into_iter()
-        .rev()
-        .find_map(|end| number_at(text, &tokens, end))
+    ends.into_iter().rev().find_map(|end| number_at(text, &tokens, end))
 }
 
 /// Returns the first number starting at or after byte `from` when only
@@ -177,10 +172,7 @@ mod tests {
 
     #[test]
     fn numbers_are_canonical() {
-        assert_eq!(
-            numbers("007 -0 -0.0 3.140 1e5"),
-            ["7", "0", "0", "3.14", "1", "5"]
-        );
+        assert_eq!(numbers("007 -0 -0.0 3.140 1e5"), ["7", "0", "0", "3.14", "1", "5"]);
     }
 
     #[test]
@@ -200,10 +192,7 @@ mod tests {
     fn huge_numbers_keep_every_digit() {
         let huge = "123456789012345678901234567890";
         assert_eq!(last_integer(&format!("it is {huge}!")), Some(huge.into()));
-        assert_eq!(
-            last_integer(&format!("it is -{huge}")),
-            Some(format!("-{huge}"))
-        );
+        assert_eq!(last_integer(&format!("it is -{huge}")), Some(format!("-{huge}")));
     }
 
     #[test]
@@ -221,10 +210,7 @@ mod tests {
 
     #[test]
     fn number_after_allows_markup() {
-        assert_eq!(
-            number_after("flow is: **-12**", "flow is"),
-            Some("-12".into())
-        );
+        assert_eq!(number_after("flow is: **-12**", "flow is"), Some("-12".into()));
         assert_eq!(number_after("flow is $12$.", "flow is"), Some("12".into()));
     }
 

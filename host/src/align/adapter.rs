@@ -70,24 +70,39 @@ impl PeftConfig {
             .iter()
             .map(|name| TargetModule::from_name(name).ok_or_else(|| format!("unsupported target module {name:?}")))
             .collect::<Result<_, _>>()?;
-        Ok(LoraConfig { rank: self.r, alpha: self.lora_alpha, dropout: self.lora_dropout, target_modules, seed })
+        Ok(LoraConfig {
+            rank: self.r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            target_modules,
+            seed,
+        })
     }
 }
 
 /// Returns the PEFT tensor name of `A` (`matrix` "A") or `B` of one adapter.
 pub fn tensor_name(layer: usize, module: TargetModule, matrix: char) -> String {
-    format!("base_model.model.model.layers.{layer}.{}.{}.lora_{matrix}.weight", module.parent(), module.name())
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{}.lora_{matrix}.weight",
+        module.parent(),
+        module.name()
+    )
 }
 
 /// Writes the model's adapters to `dir` (created if missing) in the PEFT
 /// layout. `base_model` fills `base_model_name_or_path`.
 pub fn save_adapter(model: &LoraLlama, dir: &Path, base_model: Option<String>) -> Result<(), AlignError> {
-    let write_error = |path: &Path, message: String| AlignError::Write { path: path.display().to_string(), message };
+    let write_error = |path: &Path, message: String| AlignError::Write {
+        path: path.display().to_string(),
+        message,
+    };
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e.to_string()))?;
     let mut tensors = HashMap::new();
     for (layer, module, adapter) in model.adapters() {
         let a = adapter.a.as_tensor().to_dtype(DType::F32)?.contiguous()?;
-        let b = to_peft_rows(model, module, adapter.b.as_tensor())?.to_dtype(DType::F32)?.contiguous()?;
+        let b = to_peft_rows(model, module, adapter.b.as_tensor())?
+            .to_dtype(DType::F32)?
+            .contiguous()?;
         tensors.insert(tensor_name(layer, module, 'A'), a);
         tensors.insert(tensor_name(layer, module, 'B'), b);
     }
@@ -106,24 +121,45 @@ pub fn save_adapter(model: &LoraLlama, dir: &Path, base_model: Option<String>) -
 /// alpha, dropout and target modules from its `adapter_config.json`.
 pub fn load_adapter(model: &mut LoraLlama, dir: &Path) -> Result<(), AlignError> {
     let config_path = dir.join(ADAPTER_CONFIG_FILE);
-    let invalid = |path: &Path, message: String| AlignError::InvalidAdapter { path: path.display().to_string(), message };
-    let json = std::fs::read_to_string(&config_path).map_err(|e| AlignError::Read { path: config_path.display().to_string(), message: e.to_string() })?;
+    let invalid = |path: &Path, message: String| AlignError::InvalidAdapter {
+        path: path.display().to_string(),
+        message,
+    };
+    let json = std::fs::read_to_string(&config_path).map_err(|e| AlignError::Read {
+        path: config_path.display().to_string(),
+        message: e.to_string(),
+    })?;
     let config: PeftConfig = serde_json::from_str(&json).map_err(|e| invalid(&config_path, e.to_string()))?;
-    let lora = config.to_lora(model.lora_config().seed).map_err(|message| invalid(&config_path, message))?;
+    let lora = config
+        .to_lora(model.lora_config().seed)
+        .map_err(|message| invalid(&config_path, message))?;
     model.set_lora_config(lora)?;
 
     let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
-    let tensors = candle_core::safetensors::load(&weights_path, model.device()).map_err(|e| invalid(&weights_path, e.to_string()))?;
+    let tensors = candle_core::safetensors::load(&weights_path, model.device())
+        .map_err(|e| invalid(&weights_path, e.to_string()))?;
     let dtype = model.dtype();
     for (layer, module, adapter) in model.adapters() {
         let tensor = |matrix: char| {
             let name = tensor_name(layer, module, matrix);
-            tensors.get(&name).ok_or_else(|| invalid(&weights_path, format!("tensor {name} is missing")))
+            tensors
+                .get(&name)
+                .ok_or_else(|| invalid(&weights_path, format!("tensor {name} is missing")))
         };
         let a = tensor('A')?.to_dtype(dtype)?;
         let b = from_peft_rows(model, module, &tensor('B')?.to_dtype(dtype)?)?;
-        check_shape(&a, adapter.a.as_tensor(), &weights_path, &tensor_name(layer, module, 'A'))?;
-        check_shape(&b, adapter.b.as_tensor(), &weights_path, &tensor_name(layer, module, 'B'))?;
+        check_shape(
+            &a,
+            adapter.a.as_tensor(),
+            &weights_path,
+            &tensor_name(layer, module, 'A'),
+        )?;
+        check_shape(
+            &b,
+            adapter.b.as_tensor(),
+            &weights_path,
+            &tensor_name(layer, module, 'B'),
+        )?;
         adapter.a.set(&a)?;
         adapter.b.set(&b)?;
     }
@@ -135,7 +171,14 @@ fn check_shape(loaded: &Tensor, expected: &Tensor, path: &Path, name: &str) -> R
     if loaded.dims() == expected.dims() {
         return Ok(());
     }
-    Err(AlignError::InvalidAdapter { path: path.display().to_string(), message: format!("tensor {name} has shape {:?}, expected {:?}", loaded.dims(), expected.dims()) })
+    Err(AlignError::InvalidAdapter {
+        path: path.display().to_string(),
+        message: format!(
+            "tensor {name} has shape {:?}, expected {:?}",
+            loaded.dims(),
+            expected.dims()
+        ),
+    })
 }
 
 /// Returns the number of heads whose rows `module` permutes under
@@ -174,12 +217,16 @@ fn from_peft_rows(model: &LoraLlama, module: TargetModule, b: &Tensor) -> candle
 pub fn half_to_interleaved_rows(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (rows, columns) = x.dims2()?;
     let half = rows / heads / 2;
-    x.reshape((heads, 2, half, columns))?.transpose(1, 2)?.reshape((rows, columns))
+    x.reshape((heads, 2, half, columns))?
+        .transpose(1, 2)?
+        .reshape((rows, columns))
 }
 
 /// Inverts [`half_to_interleaved_rows`].
 pub fn interleaved_to_half_rows(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (rows, columns) = x.dims2()?;
     let half = rows / heads / 2;
-    x.reshape((heads, half, 2, columns))?.transpose(1, 2)?.reshape((rows, columns))
+    x.reshape((heads, half, 2, columns))?
+        .transpose(1, 2)?
+        .reshape((rows, columns))
 }

@@ -17,7 +17,10 @@ pub struct TokenizedPair {
 /// Reads a preference file in TRL's conversational layout, one JSON record
 /// a line. Blank lines are skipped.
 pub fn read_preferences(path: &Path) -> Result<Vec<PreferenceRecord>, AlignError> {
-    let read_error = |message: String| AlignError::Read { path: path.display().to_string(), message };
+    let read_error = |message: String| AlignError::Read {
+        path: path.display().to_string(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
     text.lines()
         .enumerate()
@@ -31,7 +34,11 @@ pub fn read_preferences(path: &Path) -> Result<Vec<PreferenceRecord>, AlignError
 /// its text followed by `<|im_end|>` when the vocabulary has that token, as
 /// the template closes an assistant turn. Pairs longer than `max_length`
 /// tokens (prompt plus the longer response) are skipped with a warning.
-pub fn tokenize_preferences(model: &LocalModel, records: &[PreferenceRecord], max_length: usize) -> Result<Vec<TokenizedPair>, AlignError> {
+pub fn tokenize_preferences(
+    model: &LocalModel,
+    records: &[PreferenceRecord],
+    max_length: usize,
+) -> Result<Vec<TokenizedPair>, AlignError> {
     let end_of_turn = model.tokenizer().token_to_id("<|im_end|>");
     let response_tokens = |messages: &[crate::model::Message]| -> Result<Vec<u32>, AlignError> {
         let text: String = messages.iter().map(|m| m.content.as_str()).collect();
@@ -42,7 +49,11 @@ pub fn tokenize_preferences(model: &LocalModel, records: &[PreferenceRecord], ma
     let mut pairs = Vec::with_capacity(records.len());
     let mut skipped = 0;
     for record in records {
-        let pair = TokenizedPair { prompt: model.encode_prompt(&record.prompt)?, chosen: response_tokens(&record.chosen)?, rejected: response_tokens(&record.rejected)? };
+        let pair = TokenizedPair {
+            prompt: model.encode_prompt(&record.prompt)?,
+            chosen: response_tokens(&record.chosen)?,
+            rejected: response_tokens(&record.rejected)?,
+        };
         if pair.prompt.len() + pair.chosen.len().max(pair.rejected.len()) > max_length {
             skipped += 1;
             continue;
@@ -50,7 +61,11 @@ pub fn tokenize_preferences(model: &LocalModel, records: &[PreferenceRecord], ma
         pairs.push(pair);
     }
     if skipped > 0 {
-        tracing::warn!(skipped, max_length, "skipped preference pairs longer than the maximum length");
+        tracing::warn!(
+            skipped,
+            max_length,
+            "skipped preference pairs longer than the maximum length"
+        );
     }
     Ok(pairs)
 }

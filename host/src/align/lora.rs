@@ -22,7 +22,15 @@ pub enum TargetModule {
 }
 
 impl TargetModule {
-    pub const ALL: [TargetModule; 7] = [Self::QProj, Self::KProj, Self::VProj, Self::OProj, Self::GateProj, Self::UpProj, Self::DownProj];
+    pub const ALL: [TargetModule; 7] = [
+        Self::QProj,
+        Self::KProj,
+        Self::VProj,
+        Self::OProj,
+        Self::GateProj,
+        Self::UpProj,
+        Self::DownProj,
+    ];
 
     /// Returns the Hugging Face module name, such as `q_proj`.
     pub fn name(self) -> &'static str {
@@ -68,7 +76,13 @@ pub struct LoraConfig {
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        Self { rank: 16, alpha: 16.0, dropout: 0.0, target_modules: TargetModule::ALL.to_vec(), seed: 0 }
+        Self {
+            rank: 16,
+            alpha: 16.0,
+            dropout: 0.0,
+            target_modules: TargetModule::ALL.to_vec(),
+            seed: 0,
+        }
     }
 }
 
@@ -82,7 +96,10 @@ impl LoraConfig {
             return Err(AlignError::InvalidConfig("LoRA rank must be at least 1".to_string()));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(AlignError::InvalidConfig(format!("LoRA dropout must be in [0, 1), got {}", self.dropout)));
+            return Err(AlignError::InvalidConfig(format!(
+                "LoRA dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
         }
         Ok(())
     }
@@ -100,12 +117,26 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// Creates an adapter with `A` drawn uniformly from `±1/√in` (PEFT's
     /// Kaiming-uniform with `a = √5`) and `B = 0`, so it starts as a no-op.
-    pub fn new(out_features: usize, in_features: usize, config: &LoraConfig, rng: &mut StdRng, dtype: DType, device: &Device) -> Result<Self, AlignError> {
+    pub fn new(
+        out_features: usize,
+        in_features: usize,
+        config: &LoraConfig,
+        rng: &mut StdRng,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, AlignError> {
         let bound = 1.0 / (in_features as f64).sqrt();
-        let values: Vec<f64> = (0..config.rank * in_features).map(|_| rng.random_range(-bound..bound)).collect();
+        let values: Vec<f64> = (0..config.rank * in_features)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         let a = Tensor::from_vec(values, (config.rank, in_features), device)?.to_dtype(dtype)?;
         let b = Tensor::zeros((out_features, config.rank), dtype, device)?;
-        Ok(Self { a: Var::from_tensor(&a)?, b: Var::from_tensor(&b)?, scale: config.scale(), dropout: config.dropout })
+        Ok(Self {
+            a: Var::from_tensor(&a)?,
+            b: Var::from_tensor(&b)?,
+            scale: config.scale(),
+            dropout: config.dropout,
+        })
     }
 }
 
@@ -129,8 +160,14 @@ impl LoraLinear {
         let Some(adapter) = self.adapter.as_ref().filter(|_| use_adapter) else {
             return Ok(base);
         };
-        let input = if train && adapter.dropout > 0.0 { candle_nn::ops::dropout(x, adapter.dropout as f32)? } else { x.clone() };
-        let update = input.matmul(&adapter.a.as_tensor().t()?)?.matmul(&adapter.b.as_tensor().t()?)?;
+        let input = if train && adapter.dropout > 0.0 {
+            candle_nn::ops::dropout(x, adapter.dropout as f32)?
+        } else {
+            x.clone()
+        };
+        let update = input
+            .matmul(&adapter.a.as_tensor().t()?)?
+            .matmul(&adapter.b.as_tensor().t()?)?;
         base + (update * adapter.scale)?
     }
 }

@@ -25,7 +25,10 @@ impl SequenceLogProbs {
     /// Returns a copy cut from the autograd graph, as cached reference
     /// log-probabilities must be.
     pub fn detach(&self) -> Self {
-        Self { sum: self.sum.detach(), count: self.count.detach() }
+        Self {
+            sum: self.sum.detach(),
+            count: self.count.detach(),
+        }
     }
 }
 
@@ -38,7 +41,10 @@ pub struct PreferenceLogProbs {
 
 impl PreferenceLogProbs {
     pub fn detach(&self) -> Self {
-        Self { chosen: self.chosen.detach(), rejected: self.rejected.detach() }
+        Self {
+            chosen: self.chosen.detach(),
+            rejected: self.rejected.detach(),
+        }
     }
 }
 
@@ -84,7 +90,12 @@ impl PreferenceLoss {
 
     /// Computes the loss of a batch of pairs. `reference` is required when
     /// [`PreferenceLoss::needs_reference`] is true and ignored otherwise.
-    pub fn compute(self, config: &LossConfig, policy: &PreferenceLogProbs, reference: Option<&PreferenceLogProbs>) -> Result<LossOutput, AlignError> {
+    pub fn compute(
+        self,
+        config: &LossConfig,
+        policy: &PreferenceLogProbs,
+        reference: Option<&PreferenceLogProbs>,
+    ) -> Result<LossOutput, AlignError> {
         let beta = config.beta;
         if !(beta > 0.0) {
             return Err(AlignError::InvalidConfig(format!("beta must be positive, got {beta}")));
@@ -147,7 +158,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        Self { beta: 0.1, simpo_gamma: 0.5, orpo_lambda: 0.1 }
+        Self {
+            beta: 0.1,
+            simpo_gamma: 0.5,
+            orpo_lambda: 0.1,
+        }
     }
 }
 
@@ -169,7 +184,11 @@ impl LossOutput {
         let margins = (chosen_rewards - rejected_rewards)?.detach();
         let reward_margin = margins.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let accuracy = margins.gt(0.0)?.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()?;
-        Ok(Self { loss, reward_margin, accuracy })
+        Ok(Self {
+            loss,
+            reward_margin,
+            accuracy,
+        })
     }
 }
 

@@ -6,10 +6,10 @@
 //! rows permuted for interleaved RoPE, so `config.rope_interleaved` is true for
 //! them and the forward pass uses `rope_i`, as the inference model does.
 
+use super::AlignError;
 use super::adapter::interleaved_to_half_rows;
 use super::lora::{LoraAdapter, LoraConfig, LoraLinear, TargetModule};
 use super::loss::SequenceLogProbs;
-use super::AlignError;
 use crate::model::Config;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{D, DType, Device, Tensor, Var};
@@ -90,17 +90,29 @@ impl LoraLlama {
     /// Loads a llama GGUF file, dequantizes its weights to f32 on `device` and
     /// attaches fresh adapters (`B = 0`) as `lora` describes.
     pub fn from_gguf(path: &Path, lora: LoraConfig, device: &Device) -> Result<Self, AlignError> {
-        let read_error = |message: String| AlignError::Read { path: path.display().to_string(), message };
+        let read_error = |message: String| AlignError::Read {
+            path: path.display().to_string(),
+            message,
+        };
         let file = File::open(path).map_err(|e| read_error(e.to_string()))?;
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader).map_err(|e| read_error(format!("invalid GGUF: {e}")))?;
-        let architecture = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let architecture = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
         if architecture != "llama" {
-            return Err(read_error(format!("unsupported architecture {architecture:?}, expected \"llama\"")));
+            return Err(read_error(format!(
+                "unsupported architecture {architecture:?}, expected \"llama\""
+            )));
         }
         let config = read_config(&content.metadata).map_err(|e| read_error(e.to_string()))?;
         let mut tensor = |name: &str| -> Result<Tensor, AlignError> {
-            let qtensor = content.tensor(&mut reader, name, device).map_err(|e| read_error(format!("tensor {name}: {e}")))?;
+            let qtensor = content
+                .tensor(&mut reader, name, device)
+                .map_err(|e| read_error(format!("tensor {name}: {e}")))?;
             Ok(qtensor.dequantize(device)?)
         };
 
@@ -128,12 +140,27 @@ impl LoraLlama {
 
     /// Builds a llama with random base weights, seeded by `seed`, and fresh
     /// adapters. Meant for tests; its logits carry no meaning.
-    pub fn random(config: Config, lora: LoraConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self, AlignError> {
+    pub fn random(
+        config: Config,
+        lora: LoraConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, AlignError> {
         let mut rng = StdRng::seed_from_u64(seed);
         let c = &config;
         let q_size = c.num_heads * c.head_dim;
         let kv_size = c.num_kv_heads * c.head_dim;
-        let mut matrix = |rows: usize, columns: usize| random_tensor(&mut rng, (rows, columns), (3.0 / columns as f64).sqrt(), 0.0, dtype, device);
+        let mut matrix = |rows: usize, columns: usize| {
+            random_tensor(
+                &mut rng,
+                (rows, columns),
+                (3.0 / columns as f64).sqrt(),
+                0.0,
+                dtype,
+                device,
+            )
+        };
         let embedding = matrix(c.vocab_size, c.hidden_size)?;
         let mut blocks = Vec::with_capacity(c.num_layers);
         for _ in 0..c.num_layers {
@@ -153,13 +180,32 @@ impl LoraLlama {
         Self::assemble(config, lora, embedding, blocks, norm, None)
     }
 
-    fn assemble(config: Config, lora: LoraConfig, embedding: Tensor, blocks: Vec<LoraBlock>, norm: Tensor, lm_head: Option<Tensor>) -> Result<Self, AlignError> {
+    fn assemble(
+        config: Config,
+        lora: LoraConfig,
+        embedding: Tensor,
+        blocks: Vec<LoraBlock>,
+        norm: Tensor,
+        lm_head: Option<Tensor>,
+    ) -> Result<Self, AlignError> {
         lora.validate()?;
         if config.num_heads % config.num_kv_heads != 0 {
-            return Err(AlignError::InvalidConfig(format!("{} heads do not split into {} KV groups", config.num_heads, config.num_kv_heads)));
+            return Err(AlignError::InvalidConfig(format!(
+                "{} heads do not split into {} KV groups",
+                config.num_heads, config.num_kv_heads
+            )));
         }
         let (cos, sin) = rope_tables(&config, embedding.dtype(), embedding.device())?;
-        let mut model = Self { config, lora, embedding, blocks, norm, lm_head, cos, sin };
+        let mut model = Self {
+            config,
+            lora,
+            embedding,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+        };
         model.reset_adapters()?;
         Ok(model)
     }
@@ -175,7 +221,14 @@ impl LoraLlama {
                 linear.adapter = None;
                 if self.lora.target_modules.contains(&module) {
                     let (out_features, in_features) = linear.weight.dims2()?;
-                    linear.adapter = Some(LoraAdapter::new(out_features, in_features, &self.lora, &mut rng, dtype, &device)?);
+                    linear.adapter = Some(LoraAdapter::new(
+                        out_features,
+                        in_features,
+                        &self.lora,
+                        &mut rng,
+                        dtype,
+                        &device,
+                    )?);
                 }
             }
         }
@@ -237,7 +290,10 @@ impl LoraLlama {
 
     /// Returns the trainable variables: `A` and `B` of every adapter.
     pub fn trainable_vars(&self) -> Vec<Var> {
-        self.adapters().into_iter().flat_map(|(_, _, adapter)| [adapter.a.clone(), adapter.b.clone()]).collect()
+        self.adapters()
+            .into_iter()
+            .flat_map(|(_, _, adapter)| [adapter.a.clone(), adapter.b.clone()])
+            .collect()
     }
 
     /// Returns the frozen base weight `(out, in)` of one projection.
@@ -250,7 +306,10 @@ impl LoraLlama {
     pub fn forward_hidden(&self, tokens: &Tensor, mode: AdapterMode) -> Result<Tensor, AlignError> {
         let (batch, seq) = tokens.dims2()?;
         if seq > self.config.context_length {
-            return Err(AlignError::InvalidInput(format!("sequence has {seq} tokens but the context is {}", self.config.context_length)));
+            return Err(AlignError::InvalidInput(format!(
+                "sequence has {seq} tokens but the context is {}",
+                self.config.context_length
+            )));
         }
         let mask = self.causal_mask(seq)?;
         let eps = self.config.rms_norm_eps;
@@ -274,9 +333,17 @@ impl LoraLlama {
     /// for a batch of `(prompt, response)` token sequences. The sequences are
     /// right-padded to one length; causal attention keeps padding out of the
     /// real positions, and only response positions enter the sums.
-    pub fn sequence_logprobs(&self, sequences: &[(&[u32], &[u32])], mode: AdapterMode) -> Result<SequenceLogProbs, AlignError> {
+    pub fn sequence_logprobs(
+        &self,
+        sequences: &[(&[u32], &[u32])],
+        mode: AdapterMode,
+    ) -> Result<SequenceLogProbs, AlignError> {
         let batch = sequences.len();
-        let seq = sequences.iter().map(|(prompt, response)| prompt.len() + response.len()).max().unwrap_or(0);
+        let seq = sequences
+            .iter()
+            .map(|(prompt, response)| prompt.len() + response.len())
+            .max()
+            .unwrap_or(0);
         if batch == 0 {
             return Err(AlignError::InvalidInput("the batch has no sequences".to_string()));
         }
@@ -286,7 +353,9 @@ impl LoraLlama {
         let mut counts = Vec::with_capacity(batch);
         for (i, (prompt, response)) in sequences.iter().enumerate() {
             if prompt.is_empty() || response.is_empty() {
-                return Err(AlignError::InvalidInput(format!("sequence {i} has an empty prompt or response")));
+                return Err(AlignError::InvalidInput(format!(
+                    "sequence {i} has an empty prompt or response"
+                )));
             }
             let start = i * seq;
             tokens[start..start + prompt.len()].copy_from_slice(prompt);
@@ -312,12 +381,38 @@ impl LoraLlama {
         Ok(SequenceLogProbs { sum, count })
     }
 
-    fn attention(&self, block: &LoraBlock, x: &Tensor, batch: usize, seq: usize, mask: &Tensor, mode: AdapterMode) -> candle_core::Result<Tensor> {
+    fn attention(
+        &self,
+        block: &LoraBlock,
+        x: &Tensor,
+        batch: usize,
+        seq: usize,
+        mask: &Tensor,
+        mode: AdapterMode,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (use_adapter, train) = mode_flags(mode);
-        let q = split_heads(&block.q.forward(x, use_adapter, train)?, batch, seq, c.num_heads, c.head_dim)?;
-        let k = split_heads(&block.k.forward(x, use_adapter, train)?, batch, seq, c.num_kv_heads, c.head_dim)?;
-        let v = split_heads(&block.v.forward(x, use_adapter, train)?, batch, seq, c.num_kv_heads, c.head_dim)?;
+        let q = split_heads(
+            &block.q.forward(x, use_adapter, train)?,
+            batch,
+            seq,
+            c.num_heads,
+            c.head_dim,
+        )?;
+        let k = split_heads(
+            &block.k.forward(x, use_adapter, train)?,
+            batch,
+            seq,
+            c.num_kv_heads,
+            c.head_dim,
+        )?;
+        let v = split_heads(
+            &block.v.forward(x, use_adapter, train)?,
+            batch,
+            seq,
+            c.num_kv_heads,
+            c.head_dim,
+        )?;
         let q = self.rope(&q)?;
         let k = self.rope(&k)?;
 
@@ -346,7 +441,11 @@ impl LoraLlama {
         let seq = x.dim(2)?;
         let cos = self.cos.narrow(0, 0, seq)?;
         let sin = self.sin.narrow(0, 0, seq)?;
-        if self.config.rope_interleaved { rope_i_slow(x, &cos, &sin) } else { rope_slow(x, &cos, &sin) }
+        if self.config.rope_interleaved {
+            rope_i_slow(x, &cos, &sin)
+        } else {
+            rope_slow(x, &cos, &sin)
+        }
     }
 
     /// Additive causal mask, repeated for each query head of a KV group:
@@ -398,8 +497,17 @@ fn split_heads(x: &Tensor, batch: usize, seq: usize, heads: usize, head_dim: usi
     x.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous()
 }
 
-fn random_tensor(rng: &mut StdRng, shape: (usize, usize), bound: f64, offset: f64, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
-    let values: Vec<f64> = (0..shape.0 * shape.1).map(|_| offset + rng.random_range(-bound..bound)).collect();
+fn random_tensor(
+    rng: &mut StdRng,
+    shape: (usize, usize),
+    bound: f64,
+    offset: f64,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let values: Vec<f64> = (0..shape.0 * shape.1)
+        .map(|_| offset + rng.random_range(-bound..bound))
+        .collect();
     Tensor::from_vec(values, shape, device)?.to_dtype(dtype)
 }
 
@@ -407,8 +515,12 @@ fn random_tensor(rng: &mut StdRng, shape: (usize, usize), bound: f64, offset: f6
 /// in f32 as the inference model does.
 fn rope_tables(config: &Config, dtype: DType, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     let half = config.head_dim / 2;
-    let inverse_frequencies: Vec<f32> = (0..half).map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32)).collect();
-    let angles: Vec<f32> = (0..config.context_length).flat_map(|position| inverse_frequencies.iter().map(move |f| position as f32 * f)).collect();
+    let inverse_frequencies: Vec<f32> = (0..half)
+        .map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32))
+        .collect();
+    let angles: Vec<f32> = (0..config.context_length)
+        .flat_map(|position| inverse_frequencies.iter().map(move |f| position as f32 * f))
+        .collect();
     let angles = Tensor::from_vec(angles, (config.context_length, half), device)?;
     Ok((angles.cos()?.to_dtype(dtype)?, angles.sin()?.to_dtype(dtype)?))
 }
@@ -416,13 +528,19 @@ fn rope_tables(config: &Config, dtype: DType, device: &Device) -> candle_core::R
 /// Reads the llama hyperparameters from GGUF metadata, as the inference
 /// loader does.
 fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {
-    let get = |key: &str| metadata.get(&format!("llama.{key}")).ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata key llama.{key} is missing")));
+    let get = |key: &str| {
+        metadata
+            .get(&format!("llama.{key}"))
+            .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata key llama.{key} is missing")))
+    };
     let get_usize = |key: &str| get(key).and_then(|v| v.to_u32()).map(|v| v as usize);
     let hidden_size = get_usize("embedding_length")?;
     let num_heads = get_usize("attention.head_count")?;
     let vocab_size = match metadata.get("llama.vocab_size") {
         Some(v) => v.to_u32()? as usize,
-        None => metadata.get("tokenizer.ggml.tokens").map_or(Ok(0), |v| v.to_vec().map(Vec::len))?,
+        None => metadata
+            .get("tokenizer.ggml.tokens")
+            .map_or(Ok(0), |v| v.to_vec().map(Vec::len))?,
     };
     Ok(Config {
         hidden_size,

@@ -115,11 +115,22 @@ impl Trainer {
         config.validate()?;
         let vars = model.trainable_vars();
         if vars.is_empty() {
-            return Err(AlignError::InvalidConfig("the model has no adapters to train".to_string()));
+            return Err(AlignError::InvalidConfig(
+                "the model has no adapters to train".to_string(),
+            ));
         }
-        let params = ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..ParamsAdamW::default() };
+        let params = ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        };
         let optimizer = AdamW::new(vars.clone(), params)?;
-        Ok(Self { config, optimizer, vars, step: 0 })
+        Ok(Self {
+            config,
+            optimizer,
+            vars,
+            step: 0,
+        })
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -130,14 +141,26 @@ impl Trainer {
     /// step. The reference log-probs are computed once, before the first step.
     pub fn train(&mut self, model: &LoraLlama, pairs: &[TokenizedPair]) -> Result<Vec<StepLog>, AlignError> {
         if pairs.is_empty() {
-            return Err(AlignError::InvalidInput("there are no preference pairs to train on".to_string()));
+            return Err(AlignError::InvalidInput(
+                "there are no preference pairs to train on".to_string(),
+            ));
         }
-        let reference = if self.config.loss.needs_reference() { Some(self.reference_cache(model, pairs)?) } else { None };
+        let reference = if self.config.loss.needs_reference() {
+            Some(self.reference_cache(model, pairs)?)
+        } else {
+            None
+        };
         let batches_per_epoch = pairs.len().div_ceil(self.config.batch_size);
         let steps_per_epoch = batches_per_epoch.div_ceil(self.config.gradient_accumulation_steps);
         let total_steps = steps_per_epoch * self.config.epochs;
         let warmup_steps = (self.config.warmup_ratio * total_steps as f64).ceil() as usize;
-        tracing::info!(pairs = pairs.len(), total_steps, warmup_steps, loss = self.config.loss.name(), "training started");
+        tracing::info!(
+            pairs = pairs.len(),
+            total_steps,
+            warmup_steps,
+            loss = self.config.loss.name(),
+            "training started"
+        );
 
         let mut logs = Vec::with_capacity(total_steps);
         for epoch in 0..self.config.epochs {
@@ -145,7 +168,8 @@ impl Trainer {
             order.shuffle(&mut StdRng::seed_from_u64(self.config.seed.wrapping_add(epoch as u64)));
             let group_size = self.config.batch_size * self.config.gradient_accumulation_steps;
             for group in order.chunks(group_size) {
-                let learning_rate = cosine_learning_rate(self.config.learning_rate, self.step, warmup_steps, total_steps);
+                let learning_rate =
+                    cosine_learning_rate(self.config.learning_rate, self.step, warmup_steps, total_steps);
                 let log = self.optimizer_step(model, pairs, reference.as_ref(), group, learning_rate, epoch + 1)?;
                 logs.push(log);
             }
@@ -172,7 +196,10 @@ impl Trainer {
             let batch_pairs: Vec<&TokenizedPair> = batch.iter().map(|&i| &pairs[i]).collect();
             let policy = preference_logprobs(model, &batch_pairs, AdapterMode::Train)?;
             let reference = reference.map(|cache| cache.select(batch, model)).transpose()?;
-            let output = self.config.loss.compute(&self.config.loss_config, &policy, reference.as_ref())?;
+            let output = self
+                .config
+                .loss
+                .compute(&self.config.loss_config, &policy, reference.as_ref())?;
             let grads = (&output.loss * weight)?.backward()?;
             accumulate(&mut gradients, &self.vars, &grads)?;
             loss += weight * output.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -191,18 +218,40 @@ impl Trainer {
         self.optimizer.set_learning_rate(learning_rate);
         self.optimizer.step(&store)?;
         self.step += 1;
-        let log = StepLog { step: self.step, epoch, loss, reward_margin, accuracy, learning_rate };
-        tracing::info!(step = log.step, epoch, loss, reward_margin, accuracy, learning_rate, "training step");
+        let log = StepLog {
+            step: self.step,
+            epoch,
+            loss,
+            reward_margin,
+            accuracy,
+            learning_rate,
+        };
+        tracing::info!(
+            step = log.step,
+            epoch,
+            loss,
+            reward_margin,
+            accuracy,
+            learning_rate,
+            "training step"
+        );
         Ok(log)
     }
 
     fn reference_cache(&self, model: &LoraLlama, pairs: &[TokenizedPair]) -> Result<ReferenceCache, AlignError> {
-        let mut cache = ReferenceCache { chosen: Vec::with_capacity(pairs.len()), rejected: Vec::with_capacity(pairs.len()) };
+        let mut cache = ReferenceCache {
+            chosen: Vec::with_capacity(pairs.len()),
+            rejected: Vec::with_capacity(pairs.len()),
+        };
         for batch in pairs.chunks(self.config.batch_size) {
             let batch: Vec<&TokenizedPair> = batch.iter().collect();
             let logprobs = preference_logprobs(model, &batch, AdapterMode::Off)?;
-            cache.chosen.extend(logprobs.chosen.sum.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-            cache.rejected.extend(logprobs.rejected.sum.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            cache
+                .chosen
+                .extend(logprobs.chosen.sum.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            cache
+                .rejected
+                .extend(logprobs.rejected.sum.to_dtype(DType::F64)?.to_vec1::<f64>()?);
         }
         tracing::info!(pairs = pairs.len(), "reference log-probs cached");
         Ok(cache)
@@ -213,35 +262,55 @@ impl ReferenceCache {
     /// Returns the cached log-probs of the pairs `indices` as tensors. Only
     /// the sums are cached, so the counts are left at 1.
     fn select(&self, indices: &[usize], model: &LoraLlama) -> Result<PreferenceLogProbs, AlignError> {
-        let tensor = |values: Vec<f64>| Tensor::from_vec(values, indices.len(), model.device())?.to_dtype(model.dtype());
+        let tensor =
+            |values: Vec<f64>| Tensor::from_vec(values, indices.len(), model.device())?.to_dtype(model.dtype());
         let sequence = |source: &[f64]| -> Result<SequenceLogProbs, AlignError> {
             let sum = tensor(indices.iter().map(|&i| source[i]).collect())?;
             let count = tensor(vec![1.0; indices.len()])?;
             Ok(SequenceLogProbs { sum, count })
         };
-        Ok(PreferenceLogProbs { chosen: sequence(&self.chosen)?, rejected: sequence(&self.rejected)? })
+        Ok(PreferenceLogProbs {
+            chosen: sequence(&self.chosen)?,
+            rejected: sequence(&self.rejected)?,
+        })
     }
 }
 
 /// Computes the log-probs of the chosen and the rejected response of each
 /// pair in one forward pass of `2 * pairs.len()` sequences.
-pub fn preference_logprobs(model: &LoraLlama, pairs: &[&TokenizedPair], mode: AdapterMode) -> Result<PreferenceLogProbs, AlignError> {
-    let chosen = pairs.iter().map(|pair| (pair.prompt.as_slice(), pair.chosen.as_slice()));
-    let rejected = pairs.iter().map(|pair| (pair.prompt.as_slice(), pair.rejected.as_slice()));
+pub fn preference_logprobs(
+    model: &LoraLlama,
+    pairs: &[&TokenizedPair],
+    mode: AdapterMode,
+) -> Result<PreferenceLogProbs, AlignError> {
+    let chosen = pairs
+        .iter()
+        .map(|pair| (pair.prompt.as_slice(), pair.chosen.as_slice()));
+    let rejected = pairs
+        .iter()
+        .map(|pair| (pair.prompt.as_slice(), pair.rejected.as_slice()));
     let sequences: Vec<(&[u32], &[u32])> = chosen.chain(rejected).collect();
     let all = model.sequence_logprobs(&sequences, mode)?;
     let n = pairs.len();
     let split = |tensor: &Tensor, start: usize| tensor.narrow(0, start, n);
     Ok(PreferenceLogProbs {
-        chosen: SequenceLogProbs { sum: split(&all.sum, 0)?, count: split(&all.count, 0)? },
-        rejected: SequenceLogProbs { sum: split(&all.sum, n)?, count: split(&all.count, n)? },
+        chosen: SequenceLogProbs {
+            sum: split(&all.sum, 0)?,
+            count: split(&all.count, 0)?,
+        },
+        rejected: SequenceLogProbs {
+            sum: split(&all.sum, n)?,
+            count: split(&all.count, n)?,
+        },
     })
 }
 
 /// Adds the gradient of each variable in `grads` to `total`.
 fn accumulate(total: &mut [Option<Tensor>], vars: &[Var], grads: &GradStore) -> candle_core::Result<()> {
     for (slot, var) in total.iter_mut().zip(vars) {
-        let Some(gradient) = grads.get(var.as_tensor()) else { continue };
+        let Some(gradient) = grads.get(var.as_tensor()) else {
+            continue;
+        };
         *slot = Some(match slot.take() {
             Some(sum) => (sum + gradient)?,
             None => gradient.clone(),

@@ -18,14 +18,18 @@ pub fn align_command(args: &AlignArgs) -> anyhow::Result<()> {
 
     let mut records = align::read_preferences(&args.preferences)?;
     if records.is_empty() {
-        bail!("{} has no preference pairs; elicit with a wider margin or more questions", args.preferences.display());
+        bail!(
+            "{} has no preference pairs; elicit with a wider margin or more questions",
+            args.preferences.display()
+        );
     }
     records.shuffle(&mut StdRng::seed_from_u64(args.seed));
     if args.max_pairs > 0 {
         records.truncate(args.max_pairs);
     }
 
-    let tokenizer_model = LocalModel::load(&model_path).with_context(|| format!("failed to load {}", model_path.display()))?;
+    let tokenizer_model =
+        LocalModel::load(&model_path).with_context(|| format!("failed to load {}", model_path.display()))?;
     let pairs = align::tokenize_preferences(&tokenizer_model, &records, args.max_length)?;
     drop(tokenizer_model);
     if pairs.is_empty() {
@@ -33,11 +37,17 @@ pub fn align_command(args: &AlignArgs) -> anyhow::Result<()> {
     }
 
     let device = model::default_device()?;
-    let lora = LoraConfig { seed: args.seed, ..LoraConfig::default() };
+    let lora = LoraConfig {
+        seed: args.seed,
+        ..LoraConfig::default()
+    };
     let policy = LoraLlama::from_gguf(&model_path, lora, &device)?;
     let config = TrainConfig {
         loss: args.loss,
-        loss_config: LossConfig { beta: args.beta, ..LossConfig::default() },
+        loss_config: LossConfig {
+            beta: args.beta,
+            ..LossConfig::default()
+        },
         learning_rate: args.learning_rate,
         epochs: args.epochs,
         warmup_ratio: args.warmup_ratio,

@@ -228,7 +228,10 @@ impl ElicitFlags {
         config.plugins.extend(self.plugins.iter().cloned());
         set(&mut config.limits.fuel, self.plugin_fuel);
         set(&mut config.limits.timeout_secs, self.plugin_timeout);
-        set(&mut config.limits.memory_bytes, self.plugin_memory.map(|mib| mib * 1024 * 1024));
+        set(
+            &mut config.limits.memory_bytes,
+            self.plugin_memory.map(|mib| mib * 1024 * 1024),
+        );
     }
 }
 

@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 
-pub use args::Args;
-use args::{Command, ElicitArgs, ModelCommand, PluginsCommand, RunArgs};
 use crate::model::{self, ChatModel, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, RunConfig, RunDir};
+pub use args::Args;
+use args::{Command, ElicitArgs, ModelCommand, PluginsCommand, RunArgs};
 
 pub use progress::init_logging;
 
@@ -26,7 +26,10 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime");
     match runtime.block_on(execute(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -57,7 +60,9 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(work).await.context("worker thread panicked")?
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("worker thread panicked")?
 }
 
 /// The first Ctrl-C asks the run to stop after the current question; the
@@ -137,11 +142,23 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
     let questions = run.read_questions()?;
     let responses = run::read_responses(run)?;
     let bar = progress::bar("eliciting", questions.len() * elicitors.len());
-    let table = run::elicit(run, &config.task, &questions, &responses, &elicitors, &config.margins, &bar)?;
+    let table = run::elicit(
+        run,
+        &config.task,
+        &questions,
+        &responses,
+        &elicitors,
+        &config.margins,
+        &bar,
+    )?;
     bar.finish_and_clear();
 
     println!("{}", run::render_markdown(&table, &config.margins));
-    tracing::info!("wrote {} and preferences/ in {}", run::ACCURACY_MARKDOWN, run.root().display());
+    tracing::info!(
+        "wrote {} and preferences/ in {}",
+        run::ACCURACY_MARKDOWN,
+        run.root().display()
+    );
     Ok(())
 }
 
@@ -175,7 +192,10 @@ fn list_plugins(dirs: &[std::path::PathBuf]) -> anyhow::Result<()> {
             PluginSource::Builtin => "built-in".to_string(),
             PluginSource::Bundle(dir) => dir.display().to_string(),
         };
-        println!("{:<24} {:<9} wit {:<7} {origin}  {}", manifest.name, manifest.kind, manifest.wit, manifest.description);
+        println!(
+            "{:<24} {:<9} wit {:<7} {origin}  {}",
+            manifest.name, manifest.kind, manifest.wit, manifest.description
+        );
     }
     Ok(())
 }

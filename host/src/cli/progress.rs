@@ -24,7 +24,11 @@ pub fn bar(label: &str, total: usize) -> ProgressBar {
 /// Sends tracing output to stderr, above any progress bars.
 pub fn init_logging(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(BarAwareStderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(BarAwareStderr)
+        .with_target(false)
+        .init();
 }
 
 struct BarAwareStderr;

@@ -43,11 +43,20 @@ pub fn answer_quality(responses: &[GradedResponse]) -> Option<AnswerQuality> {
         return None;
     }
 
-    let wrong: Vec<f64> = responses.iter().filter(|r| !r.correct).map(|r| r.correctness.unwrap_or(0.0)).collect();
+    let wrong: Vec<f64> = responses
+        .iter()
+        .filter(|r| !r.correct)
+        .map(|r| r.correctness.unwrap_or(0.0))
+        .collect();
     let p_wrong = (!wrong.is_empty()).then(|| wrong.iter().sum::<f64>() / wrong.len() as f64);
     let accuracy = responses.iter().filter(|r| r.correct).count() as f64 / responses.len() as f64;
 
-    Some(AnswerQuality { p_wrong, accuracy, ece: expected_calibration_error(responses), responses: responses.len() })
+    Some(AnswerQuality {
+        p_wrong,
+        accuracy,
+        ece: expected_calibration_error(responses),
+        responses: responses.len(),
+    })
 }
 
 /// Returns the ECE: the size-weighted mean over confidence bins of
@@ -82,7 +91,11 @@ mod tests {
 
     /// A response whose confidence exp(-nll) equals `confidence`.
     fn response(confidence: f64, correct: bool, correctness: Option<f64>) -> GradedResponse {
-        GradedResponse { correctness, correct, mean_nll: -confidence.ln() }
+        GradedResponse {
+            correctness,
+            correct,
+            mean_nll: -confidence.ln(),
+        }
     }
 
     #[test]

@@ -36,12 +36,20 @@ pub struct JudgedPair {
 
 impl JudgedPair {
     /// Builds the verdict from per-response scores, higher meaning less wrong.
-    pub fn verdict_from_scores(first: Option<f64>, second: Option<f64>, first_sample: u32, second_sample: u32) -> Verdict {
+    pub fn verdict_from_scores(
+        first: Option<f64>,
+        second: Option<f64>,
+        first_sample: u32,
+        second_sample: u32,
+    ) -> Verdict {
         match (first, second) {
             (Some(a), Some(b)) if a == b => Verdict::Tie,
             (Some(a), Some(b)) => {
                 let chosen = if a > b { first_sample } else { second_sample };
-                Verdict::Prefers { chosen, gap: (a - b).abs() }
+                Verdict::Prefers {
+                    chosen,
+                    gap: (a - b).abs(),
+                }
             }
             _ => Verdict::NoOpinion,
         }
@@ -49,7 +57,11 @@ impl JudgedPair {
 
     /// Returns the sample index with the higher proxy correctness.
     pub fn less_wrong(&self) -> u32 {
-        if self.first_correctness > self.second_correctness { self.first } else { self.second }
+        if self.first_correctness > self.second_correctness {
+            self.first
+        } else {
+            self.second
+        }
     }
 
     /// Returns the other sample index of the pair.
@@ -100,7 +112,12 @@ pub fn margin_results(pairs: &[JudgedPair], margins: &[u32]) -> Vec<MarginResult
             let kept = select_margin(pairs, margin);
             let correct = kept.iter().filter(|p| p.is_correct()).count();
             let accuracy = (!kept.is_empty()).then(|| correct as f64 / kept.len() as f64);
-            MarginResult { margin, pairs: kept.len(), correct, accuracy }
+            MarginResult {
+                margin,
+                pairs: kept.len(),
+                correct,
+                accuracy,
+            }
         })
         .collect()
 }
@@ -110,7 +127,14 @@ mod tests {
     use super::*;
 
     fn pair(first_correctness: f64, second_correctness: f64, verdict: Verdict) -> JudgedPair {
-        JudgedPair { question_id: "q".into(), first: 0, second: 1, first_correctness, second_correctness, verdict }
+        JudgedPair {
+            question_id: "q".into(),
+            first: 0,
+            second: 1,
+            first_correctness,
+            second_correctness,
+            verdict,
+        }
     }
 
     #[test]
@@ -142,7 +166,14 @@ mod tests {
         let pairs: Vec<JudgedPair> = (1..=10)
             .map(|gap| {
                 let chosen = if gap >= 9 { 0 } else { 1 };
-                pair(0.9, 0.1, Verdict::Prefers { chosen, gap: f64::from(gap) })
+                pair(
+                    0.9,
+                    0.1,
+                    Verdict::Prefers {
+                        chosen,
+                        gap: f64::from(gap),
+                    },
+                )
             })
             .collect();
         let results = margin_results(&pairs, &[100, 50, 10]);
@@ -154,15 +185,26 @@ mod tests {
 
     #[test]
     fn margin_rounds_up() {
-        let pairs: Vec<JudgedPair> = (0..3).map(|_| pair(0.9, 0.1, Verdict::Prefers { chosen: 0, gap: 1.0 })).collect();
+        let pairs: Vec<JudgedPair> = (0..3)
+            .map(|_| pair(0.9, 0.1, Verdict::Prefers { chosen: 0, gap: 1.0 }))
+            .collect();
         assert_eq!(select_margin(&pairs, 10).len(), 1);
         assert_eq!(select_margin(&pairs, 50).len(), 2);
     }
 
     #[test]
     fn scores_give_gap_and_choice() {
-        assert_eq!(JudgedPair::verdict_from_scores(Some(2.0), Some(5.0), 3, 7), Verdict::Prefers { chosen: 7, gap: 3.0 });
-        assert_eq!(JudgedPair::verdict_from_scores(Some(2.0), Some(2.0), 3, 7), Verdict::Tie);
-        assert_eq!(JudgedPair::verdict_from_scores(None, Some(2.0), 3, 7), Verdict::NoOpinion);
+        assert_eq!(
+            JudgedPair::verdict_from_scores(Some(2.0), Some(5.0), 3, 7),
+            Verdict::Prefers { chosen: 7, gap: 3.0 }
+        );
+        assert_eq!(
+            JudgedPair::verdict_from_scores(Some(2.0), Some(2.0), 3, 7),
+            Verdict::Tie
+        );
+        assert_eq!(
+            JudgedPair::verdict_from_scores(None, Some(2.0), 3, 7),
+            Verdict::NoOpinion
+        );
     }
 }

@@ -31,7 +31,10 @@ impl fmt::Display for FailureKind {
                 "ran out of fuel after {fuel} units (an endless loop, or more work than allowed: raise --plugin-fuel)"
             ),
             FailureKind::Timeout { seconds } => {
-                write!(f, "timed out after {seconds:.1} s of guest time (raise --plugin-timeout)")
+                write!(
+                    f,
+                    "timed out after {seconds:.1} s of guest time (raise --plugin-timeout)"
+                )
             }
             FailureKind::MemoryLimit { bytes } => write!(
                 f,
@@ -60,7 +63,11 @@ pub enum PluginError {
     WitVersion { plugin: String, found: String },
 
     #[error("plugin `{plugin}` is a {found} plugin, but a {expected} plugin is needed here")]
-    WrongKind { plugin: String, expected: super::PluginKind, found: super::PluginKind },
+    WrongKind {
+        plugin: String,
+        expected: super::PluginKind,
+        found: super::PluginKind,
+    },
 
     #[error("plugin `{name}` not found; available plugins: {available}")]
     NotFound { name: String, available: String },
@@ -72,7 +79,12 @@ pub enum PluginError {
     Load { plugin: String, message: String },
 
     #[error("plugin `{plugin}` failed in `{call}` for {item}: {kind}")]
-    Call { plugin: String, call: &'static str, item: String, kind: FailureKind },
+    Call {
+        plugin: String,
+        call: &'static str,
+        item: String,
+        kind: FailureKind,
+    },
 }
 
 impl PluginError {

@@ -26,12 +26,20 @@ impl host::Host for PluginState {
         };
 
         self.in_host(|state| {
-            let model = state.model.as_ref().ok_or("this run has no model for plugins to call")?;
-            let mut model = model.lock().map_err(|_| "the model is unavailable after an earlier failure")?;
+            let model = state
+                .model
+                .as_ref()
+                .ok_or("this run has no model for plugins to call")?;
+            let mut model = model
+                .lock()
+                .map_err(|_| "the model is unavailable after an earlier failure")?;
             let generations = model.generate(&messages, &sampling).map_err(|e| e.to_string())?;
             Ok(generations
                 .into_iter()
-                .map(|g| Generation { text: g.text, token_nll: g.token_nll })
+                .map(|g| Generation {
+                    text: g.text,
+                    token_nll: g.token_nll,
+                })
                 .collect())
         })
     }
@@ -39,8 +47,13 @@ impl host::Host for PluginState {
     fn logprobs(&mut self, messages: Vec<Message>, continuation: String) -> Result<Vec<f32>, String> {
         let messages = to_model_messages(messages);
         self.in_host(|state| {
-            let model = state.model.as_ref().ok_or("this run has no model for plugins to call")?;
-            let mut model = model.lock().map_err(|_| "the model is unavailable after an earlier failure")?;
+            let model = state
+                .model
+                .as_ref()
+                .ok_or("this run has no model for plugins to call")?;
+            let mut model = model
+                .lock()
+                .map_err(|_| "the model is unavailable after an earlier failure")?;
             model.logprobs(&messages, &continuation).map_err(|e| e.to_string())
         })
     }
@@ -67,13 +80,22 @@ impl host::Host for PluginState {
 
 fn check_sampling(sampling: &Sampling) -> Result<(), String> {
     if sampling.n == 0 || sampling.n > MAX_SAMPLES_PER_REQUEST {
-        return Err(format!("n must be in 1..={MAX_SAMPLES_PER_REQUEST}, got {}", sampling.n));
+        return Err(format!(
+            "n must be in 1..={MAX_SAMPLES_PER_REQUEST}, got {}",
+            sampling.n
+        ));
     }
     if sampling.max_tokens > MAX_TOKENS_PER_SAMPLE {
-        return Err(format!("max-tokens must be at most {MAX_TOKENS_PER_SAMPLE}, got {}", sampling.max_tokens));
+        return Err(format!(
+            "max-tokens must be at most {MAX_TOKENS_PER_SAMPLE}, got {}",
+            sampling.max_tokens
+        ));
     }
     if !(sampling.temperature.is_finite() && sampling.temperature >= 0.0) {
-        return Err(format!("temperature must be finite and non-negative, got {}", sampling.temperature));
+        return Err(format!(
+            "temperature must be finite and non-negative, got {}",
+            sampling.temperature
+        ));
     }
     if !(sampling.top_p > 0.0 && sampling.top_p <= 1.0) {
         return Err(format!("top-p must be in (0, 1], got {}", sampling.top_p));
@@ -82,5 +104,11 @@ fn check_sampling(sampling: &Sampling) -> Result<(), String> {
 }
 
 fn to_model_messages(messages: Vec<Message>) -> Vec<model::Message> {
-    messages.into_iter().map(|m| model::Message { role: m.role, content: m.content }).collect()
+    messages
+        .into_iter()
+        .map(|m| model::Message {
+            role: m.role,
+            content: m.content,
+        })
+        .collect()
 }

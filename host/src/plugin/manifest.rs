@@ -68,7 +68,10 @@ impl Manifest {
 
     /// Returns the component path of a manifest stored in `bundle_dir`.
     pub fn component_path(&self, bundle_dir: &Path) -> PathBuf {
-        let file = self.component.clone().unwrap_or_else(|| format!("{}.wasm", self.name.replace('-', "_")).into());
+        let file = self
+            .component
+            .clone()
+            .unwrap_or_else(|| format!("{}.wasm", self.name.replace('-', "_")).into());
         bundle_dir.join(file)
     }
 
@@ -78,7 +81,10 @@ impl Manifest {
         if wit_compatible(&self.wit, WIT_VERSION) {
             return Ok(());
         }
-        Err(PluginError::WitVersion { plugin: self.name.clone(), found: self.wit.clone() })
+        Err(PluginError::WitVersion {
+            plugin: self.name.clone(),
+            found: self.wit.clone(),
+        })
     }
 }
 

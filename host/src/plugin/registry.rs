@@ -44,7 +44,10 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// Creates a registry holding the built-in plugins.
     pub fn new(sandbox: Sandbox) -> Result<Self, PluginError> {
-        let mut registry = Self { sandbox: Arc::new(sandbox), entries: BTreeMap::new() };
+        let mut registry = Self {
+            sandbox: Arc::new(sandbox),
+            entries: BTreeMap::new(),
+        };
         for (text, bytes) in builtin::BUNDLED {
             registry.add_embedded(text, bytes)?;
         }
@@ -55,7 +58,11 @@ impl PluginRegistry {
     /// built-ins and the test plugins are embedded.
     pub fn add_embedded(&mut self, manifest: &str, component: &'static [u8]) -> Result<(), PluginError> {
         let manifest = Manifest::parse(manifest, "embedded plugin")?;
-        let entry = Entry { manifest: Arc::new(manifest), source: PluginSource::Builtin, component: Component::Embedded(component) };
+        let entry = Entry {
+            manifest: Arc::new(manifest),
+            source: PluginSource::Builtin,
+            component: Component::Embedded(component),
+        };
         self.entries.insert(entry.manifest.name.clone(), entry);
         Ok(())
     }
@@ -103,7 +110,9 @@ impl PluginRegistry {
 
     /// Lists the known plugins in name order.
     pub fn list(&self) -> impl Iterator<Item = (&Manifest, &PluginSource)> {
-        self.entries.values().map(|entry| (entry.manifest.as_ref(), &entry.source))
+        self.entries
+            .values()
+            .map(|entry| (entry.manifest.as_ref(), &entry.source))
     }
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
@@ -131,7 +140,11 @@ impl PluginRegistry {
             available: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
         if entry.manifest.kind != expected {
-            return Err(PluginError::WrongKind { plugin: name.to_string(), expected, found: entry.manifest.kind });
+            return Err(PluginError::WrongKind {
+                plugin: name.to_string(),
+                expected,
+                found: entry.manifest.kind,
+            });
         }
 
         let bytes = match &entry.component {
@@ -143,5 +156,8 @@ impl PluginRegistry {
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> PluginError {
-    PluginError::Io { path: path.display().to_string(), source }
+    PluginError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }

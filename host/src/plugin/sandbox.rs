@@ -40,7 +40,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { fuel: 20_000_000_000, timeout_secs: 60.0, memory_bytes: 512 * 1024 * 1024, max_log_lines: 200 }
+        Self {
+            fuel: 20_000_000_000,
+            timeout_secs: 60.0,
+            memory_bytes: 512 * 1024 * 1024,
+            max_log_lines: 200,
+        }
     }
 }
 
@@ -60,7 +65,10 @@ pub struct PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -161,7 +169,12 @@ impl Sandbox {
         TaskPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| load_error("<linker>", e))?;
 
-        Ok(Self { engine, linker, limits, model: None })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            model: None,
+        })
     }
 
     /// Makes `model` available to plugins through `generate` and `logprobs`.
@@ -177,7 +190,9 @@ impl Sandbox {
     /// Compiles a component and resolves its imports against the host.
     pub(super) fn prepare(&self, plugin: &str, bytes: &[u8]) -> Result<InstancePre<PluginState>, PluginError> {
         let component = Component::new(&self.engine, bytes).map_err(|e| load_error(plugin, e))?;
-        self.linker.instantiate_pre(&component).map_err(|e| load_error(plugin, e))
+        self.linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_error(plugin, e))
     }
 
     /// Runs one plugin call in a fresh store and classifies any failure.
@@ -188,7 +203,9 @@ impl Sandbox {
         item: &str,
         run: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut store = self.new_store(plugin).map_err(|e| call_error(plugin, call, item, trap(e, String::new())))?;
+        let mut store = self
+            .new_store(plugin)
+            .map_err(|e| call_error(plugin, call, item, trap(e, String::new())))?;
         match run(&mut store) {
             Ok(value) => Ok(value),
             Err(error) => Err(call_error(plugin, call, item, self.classify(&store, error))),
@@ -217,8 +234,15 @@ impl Sandbox {
             max_log_lines: self.limits.max_log_lines,
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { max_bytes: self.limits.memory_bytes as usize, exceeded: false },
-            clock: GuestClock { started: Instant::now(), host_time: Duration::ZERO, limit },
+            memory: MemoryCap {
+                max_bytes: self.limits.memory_bytes as usize,
+                exceeded: false,
+            },
+            clock: GuestClock {
+                started: Instant::now(),
+                host_time: Duration::ZERO,
+                limit,
+            },
             stderr,
         };
 
@@ -240,10 +264,14 @@ impl Sandbox {
     fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> FailureKind {
         let state = store.data();
         if error.downcast_ref::<DeadlineExceeded>().is_some() {
-            return FailureKind::Timeout { seconds: self.limits.timeout_secs };
+            return FailureKind::Timeout {
+                seconds: self.limits.timeout_secs,
+            };
         }
         if state.memory.exceeded {
-            return FailureKind::MemoryLimit { bytes: self.limits.memory_bytes };
+            return FailureKind::MemoryLimit {
+                bytes: self.limits.memory_bytes,
+            };
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => FailureKind::OutOfFuel { fuel: self.limits.fuel },
@@ -296,7 +324,10 @@ fn trap(error: wasmtime::Error, output: String) -> FailureKind {
         // Rust guests keep their stack at the bottom of linear memory, so
         // overflowing it shows up as an access below address 0.
         Some(Trap::MemoryOutOfBounds) => {
-            format!("{} (in a Rust plugin this is usually a stack overflow from deep recursion)", Trap::MemoryOutOfBounds)
+            format!(
+                "{} (in a Rust plugin this is usually a stack overflow from deep recursion)",
+                Trap::MemoryOutOfBounds
+            )
         }
         Some(trap) => trap.to_string(),
         None => format!("{error:#}"),
@@ -305,9 +336,17 @@ fn trap(error: wasmtime::Error, output: String) -> FailureKind {
 }
 
 fn load_error(plugin: &str, error: wasmtime::Error) -> PluginError {
-    PluginError::Load { plugin: plugin.to_string(), message: format!("{error:#}") }
+    PluginError::Load {
+        plugin: plugin.to_string(),
+        message: format!("{error:#}"),
+    }
 }
 
 pub(super) fn call_error(plugin: &str, call: &'static str, item: &str, kind: FailureKind) -> PluginError {
-    PluginError::Call { plugin: plugin.to_string(), call, item: item.to_string(), kind }
+    PluginError::Call {
+        plugin: plugin.to_string(),
+        call,
+        item: item.to_string(),
+        kind,
+    }
 }

@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::bindings::{elicitor, scorer, task};
 use super::bindings::types::{Candidate, Grade, ItemError, Judgement, Question};
-use crate::model;
+use super::bindings::{elicitor, scorer, task};
 use super::error::{FailureKind, PluginError};
 use super::manifest::Manifest;
 use super::sandbox::{Sandbox, call_error};
+use crate::model;
 
 /// Task plugin: parses datasets, builds prompts, extracts and grades answers.
 #[derive(Clone)]
@@ -32,7 +32,9 @@ impl TaskPlugin {
 
     /// Parses a dataset file. Rows with duplicate ids become item errors.
     pub fn load(&self, dataset: &[u8], file: &str) -> Result<Vec<Result<Question, ItemError>>, PluginError> {
-        let rows = self.run("load", file, |store, plugin| plugin.wow_plugin_task().call_load(store, dataset))?;
+        let rows = self.run("load", file, |store, plugin| {
+            plugin.wow_plugin_task().call_load(store, dataset)
+        })?;
         let rows = rows.map_err(|message| self.failure("load", file, FailureKind::Guest(message)))?;
         Ok(reject_duplicate_ids(rows))
     }
@@ -46,7 +48,13 @@ impl TaskPlugin {
             let kind = FailureKind::InvalidOutput("the prompt has no messages".into());
             return Err(self.failure("prompt", &question.id, kind));
         }
-        Ok(messages.into_iter().map(|m| model::Message { role: m.role, content: m.content }).collect())
+        Ok(messages
+            .into_iter()
+            .map(|m| model::Message {
+                role: m.role,
+                content: m.content,
+            })
+            .collect())
     }
 
     pub fn extract(&self, question: &Question, seed: u64, response: &str) -> Result<Option<String>, PluginError> {
@@ -114,9 +122,12 @@ impl ElicitorPlugin {
         let name = &self.manifest.name;
         let judgement = self.sandbox.call(name, "elicit", &question.id, |store| {
             let plugin = self.pre.instantiate(&mut *store)?;
-            plugin.wow_plugin_elicitor().call_elicit(store, question, candidates, pairs)
+            plugin
+                .wow_plugin_elicitor()
+                .call_elicit(store, question, candidates, pairs)
         })?;
-        let judgement = judgement.map_err(|message| call_error(name, "elicit", &question.id, FailureKind::Guest(message)))?;
+        let judgement =
+            judgement.map_err(|message| call_error(name, "elicit", &question.id, FailureKind::Guest(message)))?;
         validate_judgement(&judgement, candidates.len())
             .map_err(|message| call_error(name, "elicit", &question.id, FailureKind::InvalidOutput(message)))?;
         Ok(judgement)
@@ -188,7 +199,10 @@ fn reject_duplicate_ids(rows: Vec<Result<Question, ItemError>>) -> Vec<Result<Qu
     rows.into_iter()
         .map(|row| match row {
             Ok(question) if !seen.insert(question.id.clone()) => Err(ItemError {
-                message: format!("duplicate question id `{}`; ids must be unique within a dataset", question.id),
+                message: format!(
+                    "duplicate question id `{}`; ids must be unique within a dataset",
+                    question.id
+                ),
                 id: question.id,
             }),
             other => other,

@@ -58,7 +58,10 @@ impl RunConfig {
     /// Reads a TOML config file; missing keys keep their defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, RunError> {
         let text = std::fs::read_to_string(path).map_err(|source| RunError::io(path, source))?;
-        toml::from_str(&text).map_err(|e| RunError::Config { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(&text).map_err(|e| RunError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Lists the settings that change sampled responses and differ from

@@ -78,7 +78,15 @@ pub fn elicit(
         });
     }
 
-    let table = merge_with_previous(run, AccuracyTable { task: task_name.to_string(), questions: questions.len(), methods }, margins);
+    let table = merge_with_previous(
+        run,
+        AccuracyTable {
+            task: task_name.to_string(),
+            questions: questions.len(),
+            methods,
+        },
+        margins,
+    );
     let json = serde_json::to_string_pretty(&table).expect("table serializes");
     run.write_atomic(ACCURACY_JSON, json.as_bytes())?;
     run.write_atomic(ACCURACY_MARKDOWN, render_markdown(&table, margins).as_bytes())?;
@@ -88,8 +96,12 @@ pub fn elicit(
 /// Keeps the rows of methods elicited earlier in this run directory (same
 /// task, question count and margins) that this pass did not run again.
 fn merge_with_previous(run: &RunDir, mut table: AccuracyTable, margins: &[u32]) -> AccuracyTable {
-    let Ok(text) = std::fs::read_to_string(run.path(ACCURACY_JSON)) else { return table };
-    let Ok(previous) = serde_json::from_str::<AccuracyTable>(&text) else { return table };
+    let Ok(text) = std::fs::read_to_string(run.path(ACCURACY_JSON)) else {
+        return table;
+    };
+    let Ok(previous) = serde_json::from_str::<AccuracyTable>(&text) else {
+        return table;
+    };
     if previous.task != table.task || previous.questions != table.questions {
         return table;
     }
@@ -143,7 +155,12 @@ fn judge_question(
 
     let candidates: Vec<Candidate> = records
         .iter()
-        .map(|r| Candidate { text: r.text.clone(), answer: r.answer.clone(), mean_nll: r.mean_nll, token_count: r.token_count })
+        .map(|r| Candidate {
+            text: r.text.clone(),
+            answer: r.answer.clone(),
+            mean_nll: r.mean_nll,
+            token_count: r.token_count,
+        })
         .collect();
     let judgement = elicitor.elicit(question, &candidates, &pairs)?;
 
@@ -188,11 +205,18 @@ fn wrong_pairs(records: &[&ResponseRecord]) -> Vec<(u32, u32)> {
 /// their sample indices.
 fn verdict(judgement: &Judgement, a: u32, b: u32, sample_a: u32, sample_b: u32) -> Verdict {
     match judgement {
-        Judgement::Scores(scores) => JudgedPair::verdict_from_scores(scores[a as usize], scores[b as usize], sample_a, sample_b),
+        Judgement::Scores(scores) => {
+            JudgedPair::verdict_from_scores(scores[a as usize], scores[b as usize], sample_a, sample_b)
+        }
         Judgement::Preferences(preferences) => {
-            let found = preferences.iter().find(|p| (p.chosen, p.rejected) == (a, b) || (p.chosen, p.rejected) == (b, a));
+            let found = preferences
+                .iter()
+                .find(|p| (p.chosen, p.rejected) == (a, b) || (p.chosen, p.rejected) == (b, a));
             match found {
-                Some(p) => Verdict::Prefers { chosen: if p.chosen == a { sample_a } else { sample_b }, gap: p.strength.abs() },
+                Some(p) => Verdict::Prefers {
+                    chosen: if p.chosen == a { sample_a } else { sample_b },
+                    gap: p.strength.abs(),
+                },
                 None => Verdict::NoOpinion,
             }
         }
@@ -219,9 +243,16 @@ fn write_preferences(
 ) -> Result<(), RunError> {
     let mut text = String::new();
     for pair in select_margin(pairs, margin) {
-        let Verdict::Prefers { chosen, gap } = pair.verdict else { continue };
+        let Verdict::Prefers { chosen, gap } = pair.verdict else {
+            continue;
+        };
         let records = &responses[&pair.question_id];
-        let find = |sample: u32| records.iter().find(|r| r.sample == sample).expect("judged sample is in the log");
+        let find = |sample: u32| {
+            records
+                .iter()
+                .find(|r| r.sample == sample)
+                .expect("judged sample is in the log")
+        };
         let (chosen, rejected) = (find(chosen), find(pair.other(chosen)));
 
         let record = PreferenceRecord {
@@ -243,7 +274,10 @@ fn write_preferences(
 
 /// Renders the table: one row per method, accuracy and pair count per margin.
 pub fn render_markdown(table: &AccuracyTable, margins: &[u32]) -> String {
-    let mut out = format!("# WoW accuracy: {} ({} questions)\n\n| method |", table.task, table.questions);
+    let mut out = format!(
+        "# WoW accuracy: {} ({} questions)\n\n| method |",
+        table.task, table.questions
+    );
     for margin in margins {
         write!(out, " M{margin} | pairs M{margin} |").unwrap();
     }
@@ -254,7 +288,9 @@ pub fn render_markdown(table: &AccuracyTable, margins: &[u32]) -> String {
     for method in &table.methods {
         write!(out, "| {} |", method.method).unwrap();
         for result in &method.margins {
-            let accuracy = result.accuracy.map_or("n/a".to_string(), |a| format!("{:.1}%", a * 100.0));
+            let accuracy = result
+                .accuracy
+                .map_or("n/a".to_string(), |a| format!("{:.1}%", a * 100.0));
             write!(out, " {accuracy} | {} |", result.pairs).unwrap();
         }
         out.push('\n');
@@ -263,7 +299,11 @@ pub fn render_markdown(table: &AccuracyTable, margins: &[u32]) -> String {
     let failures: Vec<String> = table
         .methods
         .iter()
-        .flat_map(|m| m.failed_questions.iter().map(move |(q, e)| format!("- {}: question {q}: {e}", m.method)))
+        .flat_map(|m| {
+            m.failed_questions
+                .iter()
+                .map(move |(q, e)| format!("- {}: question {q}: {e}", m.method))
+        })
         .collect();
     if !failures.is_empty() {
         out.push_str("\nFailed items:\n\n");

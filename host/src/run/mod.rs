@@ -10,7 +10,9 @@ mod store;
 use std::path::{Path, PathBuf};
 
 pub use config::RunConfig;
-pub use elicit::{ACCURACY_JSON, ACCURACY_MARKDOWN, AccuracyTable, MethodResult, PreferenceRecord, elicit, render_markdown};
+pub use elicit::{
+    ACCURACY_JSON, ACCURACY_MARKDOWN, AccuracyTable, MethodResult, PreferenceRecord, elicit, render_markdown,
+};
 pub use sample::{SampleSummary, load_questions, sample};
 pub use store::{QUESTIONS_FILE, RESPONSES_FILE, ResponseLog, ResponseRecord, RunDir, read_responses};
 
@@ -48,7 +50,10 @@ pub enum RunError {
 
 impl RunError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        RunError::Io { path: path.to_path_buf(), source }
+        RunError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -59,7 +64,10 @@ pub fn prepare_run_dir(root: &Path, config: &RunConfig) -> Result<RunDir, RunErr
     if let Some(previous) = run.read_config()? {
         let differences = previous.sampling_differences(config);
         if !differences.is_empty() {
-            return Err(RunError::ConfigMismatch { dir: root.to_path_buf(), fields: differences.join(", ") });
+            return Err(RunError::ConfigMismatch {
+                dir: root.to_path_buf(),
+                fields: differences.join(", "),
+            });
         }
     }
     run.write_config(config)?;

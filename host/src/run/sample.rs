@@ -63,7 +63,10 @@ pub fn sample(
     stop: &AtomicBool,
 ) -> Result<SampleSummary, RunError> {
     let mut log = ResponseLog::open(run)?;
-    let mut summary = SampleSummary { questions: questions.len(), ..Default::default() };
+    let mut summary = SampleSummary {
+        questions: questions.len(),
+        ..Default::default()
+    };
     progress.set_length(questions.len() as u64);
 
     for question in questions {
@@ -72,7 +75,9 @@ pub fn sample(
         }
         progress.set_message(format!("question {}", question.id));
 
-        let missing: Vec<u32> = (0..config.samples).filter(|&i| !log.contains(&question.id, i)).collect();
+        let missing: Vec<u32> = (0..config.samples)
+            .filter(|&i| !log.contains(&question.id, i))
+            .collect();
         if !missing.is_empty() {
             match sample_question(config, task, model, question, &missing) {
                 Ok(records) => {
@@ -121,7 +126,12 @@ fn sample_question(
 
 /// Draws one generation per sample index. When every sample shares its
 /// prompt, the model prefills it once and decodes the samples as a batch.
-fn generate(config: &RunConfig, model: &SharedModel, prompts: &[Vec<Message>], seed: u64) -> Result<Vec<Generation>, String> {
+fn generate(
+    config: &RunConfig,
+    model: &SharedModel,
+    prompts: &[Vec<Message>],
+    seed: u64,
+) -> Result<Vec<Generation>, String> {
     let sampling = |n, seed| Sampling {
         temperature: config.temperature,
         top_p: config.top_p,
@@ -129,16 +139,22 @@ fn generate(config: &RunConfig, model: &SharedModel, prompts: &[Vec<Message>], s
         n,
         seed,
     };
-    let mut model = model.lock().map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
+    let mut model = model
+        .lock()
+        .map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
 
     let shared_prompt = prompts.windows(2).all(|w| w[0] == w[1]);
     if shared_prompt {
-        return model.generate(&prompts[0], &sampling(config.samples, seed)).map_err(|e| e.to_string());
+        return model
+            .generate(&prompts[0], &sampling(config.samples, seed))
+            .map_err(|e| e.to_string());
     }
 
     let mut generations = Vec::with_capacity(prompts.len());
     for (i, prompt) in prompts.iter().enumerate() {
-        let mut drawn = model.generate(prompt, &sampling(1, sample_seed(seed, i as u32))).map_err(|e| e.to_string())?;
+        let mut drawn = model
+            .generate(prompt, &sampling(1, sample_seed(seed, i as u32)))
+            .map_err(|e| e.to_string())?;
         generations.push(drawn.remove(0));
     }
     Ok(generations)
@@ -197,5 +213,7 @@ fn sample_seed(question_seed: u64, sample: u32) -> u64 {
 /// FNV-1a hash, so that a question's seed depends on its id and not on its
 /// position in the file.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

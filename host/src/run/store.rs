@@ -52,13 +52,23 @@ pub struct QuestionRecord {
 
 impl From<&Question> for QuestionRecord {
     fn from(q: &Question) -> Self {
-        Self { id: q.id.clone(), text: q.text.clone(), reference: q.reference.clone(), payload: q.payload.clone() }
+        Self {
+            id: q.id.clone(),
+            text: q.text.clone(),
+            reference: q.reference.clone(),
+            payload: q.payload.clone(),
+        }
     }
 }
 
 impl From<QuestionRecord> for Question {
     fn from(q: QuestionRecord) -> Self {
-        Question { id: q.id, text: q.text, reference: q.reference, payload: q.payload }
+        Question {
+            id: q.id,
+            text: q.text,
+            reference: q.reference,
+            payload: q.payload,
+        }
     }
 }
 
@@ -71,7 +81,9 @@ impl RunDir {
     /// Opens `root`, creating it when missing.
     pub fn create(root: &Path) -> Result<Self, RunError> {
         fs::create_dir_all(root).map_err(|source| RunError::io(root, source))?;
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Opens an existing run directory.
@@ -79,7 +91,9 @@ impl RunDir {
         if !root.join(CONFIG_FILE).is_file() {
             return Err(RunError::NotARun(root.to_path_buf()));
         }
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -96,7 +110,10 @@ impl RunDir {
             return Ok(None);
         }
         let text = fs::read_to_string(&path).map_err(|source| RunError::io(&path, source))?;
-        let config = serde_json::from_str(&text).map_err(|e| RunError::Corrupt { path, message: e.to_string() })?;
+        let config = serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
+            path,
+            message: e.to_string(),
+        })?;
         Ok(Some(config))
     }
 
@@ -147,7 +164,11 @@ impl ResponseLog {
 
         let records = read_jsonl::<ResponseRecord>(&path)?;
         let done = records.iter().map(|r| (r.question_id.clone(), r.sample)).collect();
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| RunError::io(&path, source))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| RunError::io(&path, source))?;
         Ok(Self { path, file, done })
     }
 
@@ -165,7 +186,9 @@ impl ResponseLog {
                 text.push('\n');
             }
         }
-        self.file.write_all(text.as_bytes()).map_err(|source| RunError::io(&self.path, source))?;
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(|source| RunError::io(&self.path, source))?;
         self.file.sync_data().map_err(|source| RunError::io(&self.path, source))
     }
 }
@@ -219,6 +242,9 @@ fn truncate_partial_line(path: &Path) -> Result<(), RunError> {
 
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     tracing::warn!(path = %path.display(), dropped_bytes = bytes.len() - keep, "dropping a partial last line left by an interrupted run");
-    let file = OpenOptions::new().write(true).open(path).map_err(|source| RunError::io(path, source))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| RunError::io(path, source))?;
     file.set_len(keep as u64).map_err(|source| RunError::io(path, source))
 }

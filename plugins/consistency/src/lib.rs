@@ -34,11 +34,7 @@ impl Elicitor for Consistency {
         }
     }
 
-    fn elicit(
-        _question: Question,
-        candidates: Vec<Candidate>,
-        _pairs: Vec<(u32, u32)>,
-    ) -> Result<Judgement, String> {
+    fn elicit(_question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         Ok(Judgement::Scores(scores(&candidates)))
     }
 }
@@ -66,10 +62,7 @@ mod tests {
             candidate(Some("9")),
             candidate(None),
         ];
-        assert_eq!(
-            scores(&candidates),
-            [Some(0.5), Some(0.5), Some(0.25), Some(0.0)]
-        );
+        assert_eq!(scores(&candidates), [Some(0.5), Some(0.5), Some(0.25), Some(0.0)]);
     }
 
     #[test]
@@ -79,10 +72,7 @@ mod tests {
 
     #[test]
     fn all_unanswered_score_zero() {
-        assert_eq!(
-            scores(&[candidate(None), candidate(None)]),
-            [Some(0.0), Some(0.0)]
-        );
+        assert_eq!(scores(&[candidate(None), candidate(None)]), [Some(0.0), Some(0.0)]);
     }
 
     #[test]

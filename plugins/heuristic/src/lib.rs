@@ -8,10 +8,7 @@ pub struct Heuristic;
 
 /// Returns each candidate's token count as its score.
 pub fn scores(candidates: &[Candidate]) -> Vec<Option<f64>> {
-    candidates
-        .iter()
-        .map(|c| Some(f64::from(c.token_count)))
-        .collect()
+    candidates.iter().map(|c| Some(f64::from(c.token_count))).collect()
 }
 
 impl Elicitor for Heuristic {
@@ -22,11 +19,7 @@ impl Elicitor for Heuristic {
         }
     }
 
-    fn elicit(
-        _question: Question,
-        candidates: Vec<Candidate>,
-        _pairs: Vec<(u32, u32)>,
-    ) -> Result<Judgement, String> {
+    fn elicit(_question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         Ok(Judgement::Scores(scores(&candidates)))
     }
 }

@@ -24,11 +24,7 @@ impl Elicitor for Logits {
         }
     }
 
-    fn elicit(
-        _question: Question,
-        candidates: Vec<Candidate>,
-        _pairs: Vec<(u32, u32)>,
-    ) -> Result<Judgement, String> {
+    fn elicit(_question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         Ok(Judgement::Scores(scores(&candidates)))
     }
 }
@@ -56,11 +52,7 @@ mod tests {
 
     #[test]
     fn empty_or_non_finite_gets_no_score() {
-        let candidates = [
-            candidate(0.0, 0),
-            candidate(f64::NAN, 3),
-            candidate(f64::INFINITY, 3),
-        ];
+        let candidates = [candidate(0.0, 0), candidate(f64::NAN, 3), candidate(f64::INFINITY, 3)];
         assert_eq!(scores(&candidates), [None, None, None]);
     }
 }

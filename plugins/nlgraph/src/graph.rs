@@ -53,24 +53,15 @@ const NODE_RANGE: [&str; 1] = ["the nodes are numbered from 0 to "];
 /// Every sentence starting with the edge wording's first piece must parse,
 /// and every node must lie in the stated range.
 pub fn parse_problem(text: &str, wording: &Wording) -> Result<Problem, String> {
-    let [last_node] =
-        find_numbers(text, &NODE_RANGE).ok_or("missing \"the nodes are numbered from 0 to N\"")?;
+    let [last_node] = find_numbers(text, &NODE_RANGE).ok_or("missing \"the nodes are numbered from 0 to N\"")?;
     let node_count = usize::try_from(last_node).map_err(|_| "node count overflows")? + 1;
     let edges = parse_edges(text, wording, node_count)?;
-    let [source, target] = find_numbers(text, &wording.query).ok_or_else(|| {
-        format!(
-            "missing the query \"{}S{}T\"",
-            wording.query[0], wording.query[1]
-        )
-    })?;
+    let [source, target] = find_numbers(text, &wording.query)
+        .ok_or_else(|| format!("missing the query \"{}S{}T\"", wording.query[0], wording.query[1]))?;
     let source = node_index(source, node_count)?;
     let target = node_index(target, node_count)?;
     let graph = Graph { node_count, edges };
-    Ok(Problem {
-        graph,
-        source,
-        target,
-    })
+    Ok(Problem { graph, source, target })
 }
 
 fn parse_edges(text: &str, wording: &Wording, node_count: usize) -> Result<Vec<Edge>, String> {

@@ -96,10 +96,7 @@ pub enum LongestPathError {
 impl std::fmt::Display for LongestPathError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooManyNodes(n) => write!(
-                f,
-                "the longest-path search supports at most 64 nodes, got {n}"
-            ),
+            Self::TooManyNodes(n) => write!(f, "the longest-path search supports at most 64 nodes, got {n}"),
             Self::BudgetExceeded(steps) => {
                 write!(f, "the longest-path search exceeded {steps} steps")
             }
@@ -178,11 +175,7 @@ impl Search {
         for i in 0..self.adjacency[node].len() {
             let (next, edge_weight) = self.adjacency[node][i];
             if visited & (1 << next) == 0 {
-                self.visit(
-                    next,
-                    visited | 1 << next,
-                    weight.saturating_add(edge_weight),
-                )?;
+                self.visit(next, visited | 1 << next, weight.saturating_add(edge_weight))?;
             }
         }
         Ok(())
@@ -240,9 +233,7 @@ impl Search {
     /// padded with zeros. Adjacency lists are sorted heaviest first.
     fn heaviest_edges<const K: usize>(&self, v: usize, usable: u64) -> [u64; K] {
         let mut weights = [0; K];
-        let usable_edges = self.adjacency[v]
-            .iter()
-            .filter(|&&(next, _)| usable & (1 << next) != 0);
+        let usable_edges = self.adjacency[v].iter().filter(|&&(next, _)| usable & (1 << next) != 0);
         for (slot, &(_, weight)) in weights.iter_mut().zip(usable_edges) {
             *slot = weight;
         }
@@ -319,14 +310,8 @@ mod tests {
         );
         for source in 0..6 {
             for target in 0..6 {
-                let fast = longest_simple_path(&g, source, target, 1_000_000)
-                    .unwrap()
-                    .weight;
-                assert_eq!(
-                    fast,
-                    brute_longest(&g, source, target),
-                    "{source} -> {target}"
-                );
+                let fast = longest_simple_path(&g, source, target, 1_000_000).unwrap().weight;
+                assert_eq!(fast, brute_longest(&g, source, target), "{source} -> {target}");
             }
         }
     }

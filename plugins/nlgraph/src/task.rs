@@ -75,18 +75,13 @@ impl Kind {
 
     /// Solves a parsed problem, returning the optimum and the normaliser.
     fn solve(self, problem: &Problem) -> Result<(u64, u64), String> {
-        let Problem {
-            graph,
-            source,
-            target,
-        } = problem;
+        let Problem { graph, source, target } = problem;
         match self {
             Kind::ShortestPath => {
                 let optimum = solve::shortest_path(graph, *source, *target)
                     .ok_or_else(|| format!("node {target} is unreachable from node {source}"))?;
-                let longest =
-                    solve::longest_simple_path(graph, *source, *target, LONGEST_PATH_STEP_BUDGET)
-                        .map_err(|e| e.to_string())?;
+                let longest = solve::longest_simple_path(graph, *source, *target, LONGEST_PATH_STEP_BUDGET)
+                    .map_err(|e| e.to_string())?;
                 Ok((optimum, longest.weight.unwrap_or(optimum)))
             }
             Kind::MaxFlow => {
@@ -135,18 +130,13 @@ pub fn load(kind: Kind, dataset: &[u8]) -> Result<Vec<Result<Question, ItemError
 
 fn load_row(kind: Kind, id: &str, value: &serde_json::Value) -> Result<Question, String> {
     let row = Row::deserialize(value).map_err(|e| format!("invalid row: {e}"))?;
-    let problem = graph::parse_problem(&row.question, kind.wording())
-        .map_err(|e| format!("unparsable graph: {e}"))?;
+    let problem = graph::parse_problem(&row.question, kind.wording()).map_err(|e| format!("unparsable graph: {e}"))?;
     let (optimum, normaliser) = kind.solve(&problem)?;
     // TODO: check that the reference path of a shortest-path answer exists
     // and has the stated weight; only the stated weight is compared now.
-    let reference = kind.reference_value(&row.answer).ok_or_else(|| {
-        format!(
-            "no {} value in the reference answer {:?}",
-            kind.quantity(),
-            row.answer
-        )
-    })?;
+    let reference = kind
+        .reference_value(&row.answer)
+        .ok_or_else(|| format!("no {} value in the reference answer {:?}", kind.quantity(), row.answer))?;
     if reference != optimum.to_string() {
         return Err(format!(
             "reference answer {reference} disagrees with the computed {} {optimum}",
@@ -181,8 +171,7 @@ pub fn prompt(kind: Kind, question: &Question) -> Vec<Message> {
 /// Extracts the final answer: the number after the last answer phrase,
 /// else the last integer of the response.
 pub fn extract(kind: Kind, response: &str) -> Option<String> {
-    extract::number_after_any(response, kind.answer_phrases())
-        .or_else(|| extract::last_integer(response))
+    extract::number_after_any(response, kind.answer_phrases()).or_else(|| extract::last_integer(response))
 }
 
 /// Grades `answer` against the payload's optimum:
@@ -200,10 +189,7 @@ pub fn grade(question: &Question, answer: &str) -> Result<Grade, String> {
         let span = payload.normaliser.abs_diff(payload.optimum) as f64;
         (1.0 - (value - optimum).abs() / span).clamp(0.0, 1.0)
     };
-    Ok(Grade {
-        correctness,
-        correct,
-    })
+    Ok(Grade { correctness, correct })
 }
 
 /// Parses a decimal answer such as `-12` or `3.5`. Digits beyond `f64`

@@ -60,12 +60,9 @@ fn longest_path_worst_case() {
     let mut worst_time = (Duration::ZERO, String::new());
     let total = Instant::now();
     for (id, row) in &rows {
-        let problem =
-            graph::parse_problem(row["question"].as_str().unwrap(), &SHORTEST_PATH).unwrap();
+        let problem = graph::parse_problem(row["question"].as_str().unwrap(), &SHORTEST_PATH).unwrap();
         let start = Instant::now();
-        let longest =
-            solve::longest_simple_path(&problem.graph, problem.source, problem.target, u64::MAX)
-                .unwrap();
+        let longest = solve::longest_simple_path(&problem.graph, problem.source, problem.target, u64::MAX).unwrap();
         let elapsed = start.elapsed();
         let shortest = solve::shortest_path(&problem.graph, problem.source, problem.target);
         assert!(longest.weight >= shortest, "problem {id}");

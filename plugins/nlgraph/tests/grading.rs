@@ -25,10 +25,7 @@ fn correctness(q: &Question, answer: &str) -> f64 {
 #[test]
 fn extract_shortest_path_phrases() {
     let extract = |r: &str| task::extract(Kind::ShortestPath, r);
-    assert_eq!(
-        extract("Path 0,1,2, so the total weight is 7."),
-        Some("7".into())
-    );
+    assert_eq!(extract("Path 0,1,2, so the total weight is 7."), Some("7".into()));
     assert_eq!(
         extract("The path is 0,1,2 with a total weight of 12"),
         Some("12".into())
@@ -50,10 +47,7 @@ fn extract_falls_back_to_last_integer() {
         Some("5".into())
     );
     assert_eq!(
-        task::extract(
-            Kind::MaxFlow,
-            "The maximum flow from node 3 to node 7 is 18."
-        ),
+        task::extract(Kind::MaxFlow, "The maximum flow from node 3 to node 7 is 18."),
         Some("18".into())
     );
 }
@@ -72,10 +66,7 @@ fn extract_negative_and_huge() {
     );
     let huge = "98765432109876543210987654321";
     let response = format!("the total weight is {huge}");
-    assert_eq!(
-        task::extract(Kind::ShortestPath, &response),
-        Some(huge.into())
-    );
+    assert_eq!(task::extract(Kind::ShortestPath, &response), Some(huge.into()));
 }
 
 #[test]
@@ -124,10 +115,7 @@ fn grade_without_span_is_exact_match() {
 fn grade_rejects_unparsable_answer() {
     let q = question(10, 30);
     for answer in ["", "ten", "1e3", "inf", "NaN", "1.", "--1", "1,000"] {
-        assert!(
-            task::grade(&q, answer).is_err(),
-            "{answer:?} should be rejected"
-        );
+        assert!(task::grade(&q, answer).is_err(), "{answer:?} should be rejected");
     }
 }
 
@@ -147,10 +135,7 @@ fn load_reports_bad_rows() {
         "2": {"answer": "... with a total weight of 4"}
     }"#;
     let rows = task::load(Kind::ShortestPath, dataset).unwrap();
-    let messages: Vec<String> = rows
-        .iter()
-        .map(|r| r.as_ref().unwrap_err().message.clone())
-        .collect();
+    let messages: Vec<String> = rows.iter().map(|r| r.as_ref().unwrap_err().message.clone()).collect();
     assert_eq!(
         messages[0],
         "problem 0: reference answer 4 disagrees with the computed shortest path 3"
@@ -192,8 +177,8 @@ fn load_builds_payload_and_prompt() {
     assert_eq!(prompt.len(), 1);
     assert_eq!(prompt[0].role, "user");
     assert!(
-        prompt[0].content.ends_with(
-            "from node 0 to node 2.\nEnd your answer with \"the total weight is N\".\nA:"
-        )
+        prompt[0]
+            .content
+            .ends_with("from node 0 to node 2.\nEnd your answer with \"the total weight is N\".\nA:")
     );
 }

@@ -25,8 +25,14 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, message))
         });
         // TODO: Python string methods (`.strip()`, `.split()`) need minijinja-contrib's pycompat callback.
-        environment.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(template_error)?;
-        Ok(Self { environment, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        environment
+            .add_template_owned(TEMPLATE_NAME, source.to_string())
+            .map_err(template_error)?;
+        Ok(Self {
+            environment,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
     }
 
     /// Renders the conversation with the assistant turn opened

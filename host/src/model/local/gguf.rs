@@ -16,7 +16,10 @@ use std::path::Path;
 
 /// Loads the weights, tokenizer and chat template of a llama GGUF file.
 pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
-    let load_error = |message: String| ModelError::Load { path: path.display().to_string(), message };
+    let load_error = |message: String| ModelError::Load {
+        path: path.display().to_string(),
+        message,
+    };
     let file = File::open(path).map_err(|e| load_error(e.to_string()))?;
     let mut reader = BufReader::new(file);
     let content = Content::read(&mut reader).map_err(|e| load_error(format!("invalid GGUF: {e}")))?;
@@ -24,10 +27,16 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
 
     let architecture = metadata_string(metadata, "general.architecture")?;
     if architecture != "llama" {
-        return Err(load_error(format!("unsupported architecture {architecture:?}, expected \"llama\"")));
+        return Err(load_error(format!(
+            "unsupported architecture {architecture:?}, expected \"llama\""
+        )));
     }
     let config = read_config(metadata).map_err(|e| load_error(e.to_string()))?;
-    let mut tensor = |name: &str| content.tensor(&mut reader, name, device).map_err(|e| load_error(format!("tensor {name}: {e}")));
+    let mut tensor = |name: &str| {
+        content
+            .tensor(&mut reader, name, device)
+            .map_err(|e| load_error(format!("tensor {name}: {e}")))
+    };
 
     let embedding_q = tensor("token_embd.weight")?;
     let embedding = embedding_q.dequantize(device)?;
@@ -40,7 +49,11 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let mut block_tensor = |suffix: &str| tensor(&format!("blk.{i}.{suffix}.weight"));
-        let qkv: Vec<QTensor> = vec![block_tensor("attn_q")?, block_tensor("attn_k")?, block_tensor("attn_v")?];
+        let qkv: Vec<QTensor> = vec![
+            block_tensor("attn_q")?,
+            block_tensor("attn_k")?,
+            block_tensor("attn_v")?,
+        ];
         let gate_up: Vec<QTensor> = vec![block_tensor("ffn_gate")?, block_tensor("ffn_up")?];
         blocks.push(Block {
             attn_norm: block_tensor("attn_norm")?.dequantize(device)?,
@@ -70,21 +83,32 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         .collect();
     let name = metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned();
     let mut parts = ModelParts::new(llama, tokenizer, template, stop_ids, name);
-    let add_bos = metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+    let add_bos = metadata
+        .get("tokenizer.ggml.add_bos_token")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(false);
     if add_bos {
-        parts.prompt_bos = metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok());
+        parts.prompt_bos = metadata
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.to_u32().ok());
     }
     Ok(parts)
 }
 
 fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {
-    let get = |key: &str| metadata.get(&format!("llama.{key}")).ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata key llama.{key} is missing")));
+    let get = |key: &str| {
+        metadata
+            .get(&format!("llama.{key}"))
+            .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata key llama.{key} is missing")))
+    };
     let get_usize = |key: &str| get(key).and_then(|v| v.to_u32()).map(|v| v as usize);
     let hidden_size = get_usize("embedding_length")?;
     let num_heads = get_usize("attention.head_count")?;
     let vocab_size = match metadata.get("llama.vocab_size") {
         Some(v) => v.to_u32()? as usize,
-        None => metadata.get("tokenizer.ggml.tokens").map_or(Ok(0), |v| v.to_vec().map(Vec::len))?,
+        None => metadata
+            .get("tokenizer.ggml.tokens")
+            .map_or(Ok(0), |v| v.to_vec().map(Vec::len))?,
     };
     Ok(Config {
         hidden_size,

@@ -38,7 +38,12 @@ impl QuantizedMatrix {
         if columns % BLOCK != 0 || data.len() != rows * columns / BLOCK * dtype.type_size() {
             return Ok(None);
         }
-        Ok(Some(Self { dtype, data, rows, columns }))
+        Ok(Some(Self {
+            dtype,
+            data,
+            rows,
+            columns,
+        }))
     }
 
     /// Computes `x W^T` for `x` of shape `(m, columns)` on the CPU. Each
@@ -55,17 +60,20 @@ impl QuantizedMatrix {
 
         // Output transposed, `(rows, m)`, so each task writes one contiguous chunk.
         let mut transposed = vec![0f32; self.rows * m];
-        transposed.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, chunk)| {
-            let first_row = task * ROWS_PER_TASK;
-            let rows = &self.data[first_row * row_bytes..(first_row + chunk.len() / m) * row_bytes];
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports the features the function enables.
-                unsafe { avx::products(self.dtype, rows, &input, m, columns, chunk) };
-                return;
-            }
-            self.products(rows, &input, m, columns, chunk);
-        });
+        transposed
+            .par_chunks_mut(ROWS_PER_TASK * m)
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let first_row = task * ROWS_PER_TASK;
+                let rows = &self.data[first_row * row_bytes..(first_row + chunk.len() / m) * row_bytes];
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features the function enables.
+                    unsafe { avx::products(self.dtype, rows, &input, m, columns, chunk) };
+                    return;
+                }
+                self.products(rows, &input, m, columns, chunk);
+            });
 
         let output = Tensor::from_vec(transposed, (self.rows, m), x.device())?;
         output.t()?.contiguous()
@@ -77,7 +85,10 @@ impl QuantizedMatrix {
         let block_bytes = self.dtype.type_size();
         let mut accumulators = vec![[0f32; BLOCK]; m];
         let mut weights = [0f32; BLOCK];
-        for (row, row_outputs) in rows.chunks_exact(columns / BLOCK * block_bytes).zip(outputs.chunks_mut(m)) {
+        for (row, row_outputs) in rows
+            .chunks_exact(columns / BLOCK * block_bytes)
+            .zip(outputs.chunks_mut(m))
+        {
             accumulators.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
             for (block_index, block) in row.chunks_exact(block_bytes).enumerate() {
                 self.dequantize_block(block, &mut weights);
@@ -127,10 +138,20 @@ mod avx {
 
     /// Same contract as `QuantizedMatrix::products`.
     #[target_feature(enable = "avx,fma,sse4.1")]
-    pub unsafe fn products(dtype: GgmlDType, rows: &[u8], input: &[f32], m: usize, columns: usize, outputs: &mut [f32]) {
+    pub unsafe fn products(
+        dtype: GgmlDType,
+        rows: &[u8],
+        input: &[f32],
+        m: usize,
+        columns: usize,
+        outputs: &mut [f32],
+    ) {
         let block_bytes = dtype.type_size();
         let mut accumulators = vec![[_mm256_setzero_ps(); 4]; m];
-        for (row, row_outputs) in rows.chunks_exact(columns / BLOCK * block_bytes).zip(outputs.chunks_mut(m)) {
+        for (row, row_outputs) in rows
+            .chunks_exact(columns / BLOCK * block_bytes)
+            .zip(outputs.chunks_mut(m))
+        {
             accumulators.iter_mut().for_each(|a| *a = [_mm256_setzero_ps(); 4]);
             for (block_index, block) in row.chunks_exact(block_bytes).enumerate() {
                 let weights = unsafe { dequantize(dtype, block) };
@@ -174,7 +195,13 @@ mod avx {
     /// Converts 16 bytes, unsigned or signed, to two vectors of eight f32.
     #[target_feature(enable = "avx,fma,sse4.1")]
     fn widen(bytes: __m128i, signed: bool) -> [__m256; 2] {
-        let extend = |v: __m128i| if signed { _mm_cvtepi8_epi32(v) } else { _mm_cvtepu8_epi32(v) };
+        let extend = |v: __m128i| {
+            if signed {
+                _mm_cvtepi8_epi32(v)
+            } else {
+                _mm_cvtepu8_epi32(v)
+            }
+        };
         let quarters = [
             extend(bytes),
             extend(_mm_srli_si128::<4>(bytes)),
@@ -190,7 +217,10 @@ mod avx {
     /// Sums four vectors of eight lanes in a fixed order.
     #[target_feature(enable = "avx,fma,sse4.1")]
     fn horizontal_sum(vectors: &[__m256; 4]) -> f32 {
-        let sum = _mm256_add_ps(_mm256_add_ps(vectors[0], vectors[1]), _mm256_add_ps(vectors[2], vectors[3]));
+        let sum = _mm256_add_ps(
+            _mm256_add_ps(vectors[0], vectors[1]),
+            _mm256_add_ps(vectors[2], vectors[3]),
+        );
         let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         let single = _mm_add_ss(quarter, _mm_movehdup_ps(quarter));
@@ -202,7 +232,11 @@ mod avx {
 /// `f32::mul_add` without them is a slow library call.
 #[inline(always)]
 fn multiply_add(a: f32, b: f32, c: f32) -> f32 {
-    if cfg!(any(target_feature = "fma", target_arch = "aarch64")) { a.mul_add(b, c) } else { a * b + c }
+    if cfg!(any(target_feature = "fma", target_arch = "aarch64")) {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// Sums 32 lanes in a fixed tree order.
@@ -213,7 +247,12 @@ fn sum_lanes(lanes: &[f32; BLOCK]) -> f32 {
             *sum += value;
         }
     }
-    let four = [eight[0] + eight[4], eight[1] + eight[5], eight[2] + eight[6], eight[3] + eight[7]];
+    let four = [
+        eight[0] + eight[4],
+        eight[1] + eight[5],
+        eight[2] + eight[6],
+        eight[3] + eight[7],
+    ];
     (four[0] + four[2]) + (four[1] + four[3])
 }
 
@@ -230,9 +269,18 @@ mod tests {
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
             let quantized = QTensor::quantize(&weight, dtype).unwrap();
             let expected = x.matmul(&quantized.dequantize(&device).unwrap().t().unwrap()).unwrap();
-            let kernel = QuantizedMatrix::from_qtensor(&quantized).unwrap().expect("type is supported");
+            let kernel = QuantizedMatrix::from_qtensor(&quantized)
+                .unwrap()
+                .expect("type is supported");
             let actual = kernel.forward(&x).unwrap();
-            let error: f32 = (actual - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let error: f32 = (actual - expected)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
             assert!(error < 1e-3, "{dtype:?} kernel differs by {error}");
         }
     }
@@ -240,12 +288,14 @@ mod tests {
     #[test]
     fn rows_do_not_depend_on_batch() {
         let device = Device::Cpu;
-        let weight = QTensor::quantize(&Tensor::randn(0f32, 1.0, (130, 64), &device).unwrap(), GgmlDType::Q4_1).unwrap();
-        let kernel = QuantizedMatrix::from_qtensor(&weight).unwrap().expect("type is supported");
+        let weight =
+            QTensor::quantize(&Tensor::randn(0f32, 1.0, (130, 64), &device).unwrap(), GgmlDType::Q4_1).unwrap();
+        let kernel = QuantizedMatrix::from_qtensor(&weight)
+            .unwrap()
+            .expect("type is supported");
         let x = Tensor::randn(0f32, 1.0, (5, 64), &device).unwrap();
         let batch: Vec<Vec<f32>> = kernel.forward(&x).unwrap().to_vec2().unwrap();
         let single: Vec<Vec<f32>> = kernel.forward(&x.narrow(0, 2, 1).unwrap()).unwrap().to_vec2().unwrap();
         assert_eq!(batch[2], single[0]);
     }
 }
-

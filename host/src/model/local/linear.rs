@@ -1,7 +1,7 @@
 //! Linear layers that keep both an f32 and a quantized copy of their weight.
 
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use super::kernel::QuantizedMatrix;
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Module, Result, Tensor};
 use std::borrow::Cow;
 
@@ -47,7 +47,10 @@ pub struct Linear {
 impl Linear {
     /// Builds an f32-only layer from a `(out_features, in_features)` weight.
     pub fn new(weight: Tensor) -> Self {
-        Self { weight, quantized: None }
+        Self {
+            weight,
+            quantized: None,
+        }
     }
 
     /// Builds a layer from a GGUF tensor, dequantizing it for the f32 path.
@@ -60,7 +63,10 @@ impl Linear {
     /// Stacks several GGUF tensors with the same input size along the output
     /// dimension, so one matmul computes all of them (Q, K and V; gate and up).
     pub fn from_qtensors(tensors: Vec<QTensor>) -> Result<Self> {
-        let weights = tensors.iter().map(|t| t.dequantize(&t.device())).collect::<Result<Vec<_>>>()?;
+        let weights = tensors
+            .iter()
+            .map(|t| t.dequantize(&t.device()))
+            .collect::<Result<Vec<_>>>()?;
         let weight = Tensor::cat(&weights, 0)?;
         let quantized = match stack_quantized(&tensors)? {
             Some(stacked) => QuantizedWeight::new(stacked)?,

@@ -73,7 +73,12 @@ impl KvCache {
     pub fn new(config: &Config, batch: usize, capacity: usize, device: &Device) -> Result<Self> {
         let shape = (batch, config.num_kv_heads, capacity, config.head_dim);
         let layers = (0..config.num_layers)
-            .map(|_| Ok((Tensor::zeros(shape, DType::F32, device)?, Tensor::zeros(shape, DType::F32, device)?)))
+            .map(|_| {
+                Ok((
+                    Tensor::zeros(shape, DType::F32, device)?,
+                    Tensor::zeros(shape, DType::F32, device)?,
+                ))
+            })
             .collect::<Result<_>>()?;
         Ok(Self { layers, len: 0 })
     }
@@ -101,7 +106,16 @@ impl KvCache {
 impl Llama {
     pub fn new(config: Config, embedding: Tensor, blocks: Vec<Block>, norm: Tensor, lm_head: Linear) -> Result<Self> {
         let (cos, sin) = rope_tables(&config, embedding.device())?;
-        Ok(Self { config, embedding, blocks, norm, lm_head, cos, sin, quantized_decode: QUANTIZED_DECODE })
+        Ok(Self {
+            config,
+            embedding,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+            quantized_decode: QUANTIZED_DECODE,
+        })
     }
 
     pub fn set_quantized_decode(&mut self, quantized: bool) {
@@ -124,14 +138,29 @@ impl Llama {
         let (batch, seq) = tokens.dims2()?;
         let start = cache.len;
         if start + seq > cache.capacity() {
-            candle_core::bail!("KV cache capacity is {} positions but {} are required", cache.capacity(), start + seq);
+            candle_core::bail!(
+                "KV cache capacity is {} positions but {} are required",
+                cache.capacity(),
+                start + seq
+            );
         }
-        let mask = if seq > 1 { Some(self.causal_mask(seq, start)?) } else { None };
+        let mask = if seq > 1 {
+            Some(self.causal_mask(seq, start)?)
+        } else {
+            None
+        };
         let quantized = seq == 1 && self.quantized_decode;
         let mut x = self.embedding.index_select(&tokens.flatten_all()?, 0)?;
         for (block, (k_cache, v_cache)) in self.blocks.iter().zip(&cache.layers) {
             let h = rms_norm(&x, &block.attn_norm, self.config.rms_norm_eps)?;
-            let h = self.attention(block, &h, (batch, seq, start), (k_cache, v_cache), mask.as_ref(), quantized)?;
+            let h = self.attention(
+                block,
+                &h,
+                (batch, seq, start),
+                (k_cache, v_cache),
+                mask.as_ref(),
+                quantized,
+            )?;
             x = (x + h)?;
             let h = rms_norm(&x, &block.ffn_norm, self.config.rms_norm_eps)?;
             x = (&x + self.mlp(block, &h, quantized)?)?;
@@ -143,7 +172,8 @@ impl Llama {
     /// Applies the language-model head to hidden states `(rows, hidden_size)`
     /// of decode steps (`decode` true) or of a processed prompt.
     pub fn logits(&self, hidden: &Tensor, decode: bool) -> Result<Tensor> {
-        self.lm_head.forward(&hidden.contiguous()?, decode && self.quantized_decode)
+        self.lm_head
+            .forward(&hidden.contiguous()?, decode && self.quantized_decode)
     }
 
     fn attention(
@@ -159,7 +189,12 @@ impl Llama {
         let qkv = block.qkv.forward(x, quantized)?;
         let q = split_heads(&qkv, 0, c.num_heads, (batch, seq, c.head_dim))?;
         let k = split_heads(&qkv, c.num_heads, c.num_kv_heads, (batch, seq, c.head_dim))?;
-        let v = split_heads(&qkv, c.num_heads + c.num_kv_heads, c.num_kv_heads, (batch, seq, c.head_dim))?;
+        let v = split_heads(
+            &qkv,
+            c.num_heads + c.num_kv_heads,
+            c.num_kv_heads,
+            (batch, seq, c.head_dim),
+        )?;
         let q = self.rope(&q, start)?;
         let k = self.rope(&k, start)?;
 
@@ -220,7 +255,12 @@ impl Llama {
 
 /// Takes `count` heads starting at head `first` from a stacked QKV output
 /// `(batch * seq, heads * head_dim)` and returns `(batch, count, seq, head_dim)`.
-fn split_heads(qkv: &Tensor, first: usize, count: usize, (batch, seq, head_dim): (usize, usize, usize)) -> Result<Tensor> {
+fn split_heads(
+    qkv: &Tensor,
+    first: usize,
+    count: usize,
+    (batch, seq, head_dim): (usize, usize, usize),
+) -> Result<Tensor> {
     qkv.narrow(1, first * head_dim, count * head_dim)?
         .reshape((batch, seq, count, head_dim))?
         .transpose(1, 2)?
@@ -230,8 +270,9 @@ fn split_heads(qkv: &Tensor, first: usize, count: usize, (batch, seq, head_dim):
 /// Cosine and sine tables `(context_length, head_dim / 2)` for RoPE.
 fn rope_tables(config: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
     let half = config.head_dim / 2;
-    let inverse_frequencies: Vec<f32> =
-        (0..half).map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32)).collect();
+    let inverse_frequencies: Vec<f32> = (0..half)
+        .map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32))
+        .collect();
     let angles: Vec<f32> = (0..config.context_length)
         .flat_map(|position| inverse_frequencies.iter().map(move |f| position as f32 * f))
         .collect();

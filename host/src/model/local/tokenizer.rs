@@ -22,24 +22,40 @@ pub fn tokenizer_from_gguf(metadata: &HashMap<String, Value>) -> Result<Tokenize
     let kind = metadata_string(metadata, "tokenizer.ggml.model")?;
     if kind != "gpt2" {
         // TODO: SentencePiece (`llama`) vocabularies are not supported yet.
-        return Err(ModelError::Tokenizer(format!("unsupported GGUF tokenizer model {kind:?}, expected \"gpt2\"")));
+        return Err(ModelError::Tokenizer(format!(
+            "unsupported GGUF tokenizer model {kind:?}, expected \"gpt2\""
+        )));
     }
     let tokens = string_array(metadata, "tokenizer.ggml.tokens")?;
     let merges = string_array(metadata, "tokenizer.ggml.merges")?;
     let token_types = match metadata.get("tokenizer.ggml.token_type") {
-        Some(value) => value.to_vec().map_err(tokenizer_error)?.iter().map(|v| v.to_i32().map_err(tokenizer_error)).collect::<Result<Vec<_>, _>>()?,
+        Some(value) => value
+            .to_vec()
+            .map_err(tokenizer_error)?
+            .iter()
+            .map(|v| v.to_i32().map_err(tokenizer_error))
+            .collect::<Result<Vec<_>, _>>()?,
         None => vec![1; tokens.len()],
     };
 
-    let vocab: Vocab = tokens.iter().enumerate().map(|(id, token)| (token.to_string(), id as u32)).collect();
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, token)| (token.to_string(), id as u32))
+        .collect();
     let merges = merges
         .iter()
         .map(|merge| {
-            let (left, right) = merge.split_once(' ').ok_or_else(|| ModelError::Tokenizer(format!("invalid BPE merge {merge:?}")))?;
+            let (left, right) = merge
+                .split_once(' ')
+                .ok_or_else(|| ModelError::Tokenizer(format!("invalid BPE merge {merge:?}")))?;
             Ok((left.to_string(), right.to_string()))
         })
         .collect::<Result<Vec<_>, ModelError>>()?;
-    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tokenizer_error)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(tokenizer_error)?;
 
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
@@ -59,13 +75,22 @@ pub fn tokenizer_from_gguf(metadata: &HashMap<String, Value>) -> Result<Tokenize
 
 /// Reads a string metadata value.
 pub fn metadata_string<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a str, ModelError> {
-    let value = metadata.get(key).ok_or_else(|| ModelError::Tokenizer(format!("GGUF metadata key {key} is missing")))?;
+    let value = metadata
+        .get(key)
+        .ok_or_else(|| ModelError::Tokenizer(format!("GGUF metadata key {key} is missing")))?;
     value.to_string().map(String::as_str).map_err(tokenizer_error)
 }
 
 fn string_array<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<Vec<&'a str>, ModelError> {
-    let value = metadata.get(key).ok_or_else(|| ModelError::Tokenizer(format!("GGUF metadata key {key} is missing")))?;
-    value.to_vec().map_err(tokenizer_error)?.iter().map(|v| v.to_string().map(String::as_str).map_err(tokenizer_error)).collect()
+    let value = metadata
+        .get(key)
+        .ok_or_else(|| ModelError::Tokenizer(format!("GGUF metadata key {key} is missing")))?;
+    value
+        .to_vec()
+        .map_err(tokenizer_error)?
+        .iter()
+        .map(|v| v.to_string().map(String::as_str).map_err(tokenizer_error))
+        .collect()
 }
 
 fn tokenizer_error(error: impl std::fmt::Display) -> ModelError {

@@ -20,11 +20,7 @@ impl Guest for FutureWit {
         }
     }
 
-    fn elicit(
-        _question: Question,
-        candidates: Vec<Candidate>,
-        _pairs: Vec<(u32, u32)>,
-    ) -> Result<Judgement, String> {
+    fn elicit(_question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         Ok(Judgement::Scores(vec![Some(0.0); candidates.len()]))
     }
 }

@@ -72,21 +72,14 @@ impl Elicitor for Hostile {
         }
     }
 
-    fn elicit(
-        question: Question,
-        candidates: Vec<Candidate>,
-        _pairs: Vec<(u32, u32)>,
-    ) -> Result<Judgement, String> {
+    fn elicit(question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         match behaviour(&question.id) {
             Behaviour::Loop => spin(),
             Behaviour::Alloc => allocate_forever(),
             Behaviour::Trap => panic!("hostile plugin: trap requested by question {}", question.id),
             Behaviour::Recurse => Err(format!("recursion returned {}", recurse(0))),
             Behaviour::Score => Ok(Judgement::Scores(
-                candidates
-                    .iter()
-                    .map(|c| Some(f64::from(c.token_count)))
-                    .collect(),
+                candidates.iter().map(|c| Some(f64::from(c.token_count))).collect(),
             )),
         }
     }

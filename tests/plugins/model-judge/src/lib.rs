@@ -10,13 +10,22 @@ pub struct ModelJudge;
 
 impl Elicitor for ModelJudge {
     fn describe() -> ElicitorInfo {
-        ElicitorInfo { name: "model-judge".into(), description: env!("CARGO_PKG_DESCRIPTION").into() }
+        ElicitorInfo {
+            name: "model-judge".into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
     }
 
     fn elicit(question: Question, candidates: Vec<Candidate>, _pairs: Vec<(u32, u32)>) -> Result<Judgement, String> {
         let prompt = vec![Message::user(&question.text)];
 
-        let sampling = Sampling { temperature: 1.0, top_p: 1.0, max_tokens: 8, n: 2, seed: 7 };
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 8,
+            n: 2,
+            seed: 7,
+        };
         let generations = host::generate(&prompt, sampling)?;
         if generations.len() != 2 {
             return Err(format!("expected 2 generations, got {}", generations.len()));
