@@ -60,8 +60,8 @@ pub fn answer_quality(responses: &[GradedResponse]) -> Option<AnswerQuality> {
 }
 
 /// Returns the ECE: the size-weighted mean over confidence bins of
-/// |accuracy in the bin - mean confidence in the bin|. Bin `i` holds
-/// confidences in [i/10, (i+1)/10), and the last bin also holds 1.0.
+/// |accuracy in the bin - mean confidence in the bin|. Bin `i` contains
+/// confidences in [i/10, (i+1)/10), and the last bin also contains 1.0.
 pub fn expected_calibration_error(responses: &[GradedResponse]) -> f64 {
     let mut count = [0usize; ECE_BINS];
     let mut confidence_sum = [0.0f64; ECE_BINS];
