@@ -509,3 +509,53 @@ fn real_model_matches_inference_logprobs() {
         logs[0].loss
     );
 }
+
+#[test]
+fn merged_adapter_matches_training_forward() {
+    let path = wow::model::default_model_path().expect("default model is available");
+    let (mut local, training) = real_models();
+    let mut rng = StdRng::seed_from_u64(11);
+    for (_, _, adapter) in training.adapters() {
+        let shape = adapter.b.as_tensor().dims().to_vec();
+        let values: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| rng.random_range(-0.02..0.02))
+            .collect();
+        adapter
+            .b
+            .set(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    wow::align::save_adapter(&training, dir.path(), None).unwrap();
+
+    let prompt = local
+        .encode_prompt(&[wow::model::Message::new("user", "What is 6 times 7?")])
+        .unwrap();
+    let response = local.encode("6 times 7 is 42.").unwrap();
+    let base: f64 = local
+        .logprobs_from_ids(&prompt, &response)
+        .unwrap()
+        .iter()
+        .map(|&x| f64::from(x))
+        .sum();
+    wow::align::merge_adapter(&mut local, &path, dir.path()).unwrap();
+    let merged: f64 = local
+        .logprobs_from_ids(&prompt, &response)
+        .unwrap()
+        .iter()
+        .map(|&x| f64::from(x))
+        .sum();
+
+    let sums = training
+        .sequence_logprobs(&[(&prompt, &response)], AdapterMode::On)
+        .unwrap();
+    let expected = scalar(&sums.sum.squeeze(0).unwrap());
+    assert!(
+        (merged - expected).abs() < 1e-2,
+        "merged {merged}, adapter forward {expected}"
+    );
+    assert!(
+        (merged - base).abs() > 1e-2,
+        "the adapter changed nothing: {merged} vs {base}"
+    );
+}

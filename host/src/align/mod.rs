@@ -10,6 +10,7 @@ pub mod adapter;
 pub mod data;
 pub mod lora;
 pub mod loss;
+mod merge;
 pub mod model;
 pub mod train;
 
@@ -17,6 +18,7 @@ pub use adapter::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftConfig, load_ad
 pub use data::{TokenizedPair, read_preferences, tokenize_preferences};
 pub use lora::{LoraConfig, LoraLinear, TargetModule};
 pub use loss::{LossConfig, LossOutput, PreferenceLogProbs, PreferenceLoss, SequenceLogProbs};
+pub use merge::merge_adapter;
 pub use model::{AdapterMode, LoraLlama};
 pub use train::{StepLog, TrainConfig, Trainer, cosine_learning_rate};
 

@@ -29,6 +29,9 @@ pub enum Command {
     Run(RunArgs),
     /// Train a LoRA adapter on a preference file with a DPO-family loss.
     Align(AlignArgs),
+    /// Compare runs of the original and aligned models on the same held-out
+    /// questions: p_wrong, accuracy and ECE.
+    Evaluate(EvaluateArgs),
     /// Manage local models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -113,6 +116,29 @@ pub struct AlignArgs {
     pub seed: u64,
 }
 
+/// Arguments of `wow evaluate`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct EvaluateArgs {
+    /// Run directory sampled with the original model.
+    #[arg(long)]
+    pub original: PathBuf,
+
+    /// Run directory sampled with an adapter, as NAME=DIR; may be repeated.
+    #[arg(long = "aligned", value_parser = parse_named_run)]
+    pub aligned: Vec<(String, PathBuf)>,
+
+    /// Folder for alignment.md and alignment.json.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+fn parse_named_run(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=DIR, got {text:?}"))?;
+    Ok((name.to_string(), PathBuf::from(dir)))
+}
+
 /// Flags shared by `sample` and `run`. Each one overrides the config file.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RunArgs {
@@ -135,6 +161,14 @@ pub struct RunArgs {
     /// GGUF or safetensors model file [default: SmolLM2-135M-Instruct from the cache].
     #[arg(long)]
     pub model: Option<PathBuf>,
+
+    /// LoRA adapter folder (PEFT layout, from `wow align`) merged into the model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+
+    /// Questions to skip at the start of the dataset, for a held-out split [default: 0].
+    #[arg(long)]
+    pub skip: Option<usize>,
 
     /// Questions to take from the dataset, in file order (0 = all) [default: 20].
     #[arg(long)]
@@ -211,6 +245,10 @@ impl RunArgs {
         if self.model.is_some() {
             config.model = self.model.clone();
         }
+        if self.adapter.is_some() {
+            config.adapter = self.adapter.clone();
+        }
+        set(&mut config.skip, self.skip);
         set(&mut config.questions, self.questions);
         set(&mut config.samples, self.samples);
         set(&mut config.temperature, self.temperature);

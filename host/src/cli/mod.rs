@@ -17,7 +17,7 @@ use crate::model::{self, ChatModel, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, RunConfig, RunDir};
 pub use args::Args;
-use args::{Command, ElicitArgs, ModelCommand, PluginsCommand, RunArgs};
+use args::{Command, ElicitArgs, EvaluateArgs, ModelCommand, PluginsCommand, RunArgs};
 
 pub use progress::init_logging;
 
@@ -49,6 +49,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Run(run_args) => blocking(move || run_command(&run_args, &stop)).await,
         Command::Elicit(elicit_args) => blocking(move || elicit_command(&elicit_args)).await,
         Command::Align(align_args) => blocking(move || align::align_command(&align_args)).await,
+        Command::Evaluate(evaluate_args) => evaluate_command(&evaluate_args),
         Command::Model(ModelCommand::Fetch { cache_dir }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
             let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
@@ -103,7 +104,7 @@ fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunC
     let questions = run::load_questions(&task, &config)?;
     run.write_questions(&questions)?;
 
-    let model = load_model(config.model.as_deref())?;
+    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
     let bar = progress::bar("sampling", questions.len());
     let summary = run::sample(&run, &config, &task, &model, &questions, &bar, stop)?;
     bar.finish_and_clear();
@@ -162,6 +163,20 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
+    let mut runs = vec![(run::ORIGINAL.to_string(), args.original.clone())];
+    runs.extend(args.aligned.iter().cloned());
+    let table = run::evaluate_runs(&runs)?;
+
+    let out = RunDir::create(&args.out)?;
+    let json = serde_json::to_string_pretty(&table).context("serialize the alignment table")?;
+    let markdown = run::render_alignment_markdown(&table);
+    out.write_atomic(run::ALIGNMENT_JSON, json.as_bytes())?;
+    out.write_atomic(run::ALIGNMENT_MARKDOWN, markdown.as_bytes())?;
+    println!("{markdown}");
+    Ok(())
+}
+
 fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
     let sandbox = Sandbox::new(config.limits.clone())?;
     let mut registry = PluginRegistry::new(sandbox)?;
@@ -171,13 +186,17 @@ fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
     Ok(registry)
 }
 
-fn load_model(path: Option<&Path>) -> anyhow::Result<SharedModel> {
+fn load_model(path: Option<&Path>, adapter: Option<&Path>) -> anyhow::Result<SharedModel> {
     let path = match path {
         Some(path) => path.to_path_buf(),
         None => model::default_model_path()?,
     };
     tracing::info!(model = %path.display(), "loading model");
-    let model = LocalModel::load(&path).with_context(|| format!("failed to load model {}", path.display()))?;
+    let mut model = LocalModel::load(&path).with_context(|| format!("failed to load model {}", path.display()))?;
+    if let Some(adapter) = adapter {
+        crate::align::merge_adapter(&mut model, &path, adapter)
+            .with_context(|| format!("failed to merge adapter {}", adapter.display()))?;
+    }
     let model: Box<dyn ChatModel> = Box::new(model);
     Ok(Arc::new(Mutex::new(model)))
 }

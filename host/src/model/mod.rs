@@ -4,8 +4,8 @@
 mod local;
 
 pub use local::{
-    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, TokenSample,
-    default_cache_dir, default_device, default_model_path, fetch_default_model, tokenizer_from_gguf,
+    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, Projection,
+    TokenSample, default_cache_dir, default_device, default_model_path, fetch_default_model, tokenizer_from_gguf,
 };
 use serde::{Deserialize, Serialize};
 

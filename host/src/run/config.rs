@@ -17,6 +17,11 @@ pub struct RunConfig {
     pub data: PathBuf,
     /// GGUF or safetensors model file; `None` uses the default model.
     pub model: Option<PathBuf>,
+    /// LoRA adapter (PEFT layout) merged into the model before sampling.
+    pub adapter: Option<PathBuf>,
+    /// Questions to skip at the start of the dataset, so that a held-out
+    /// split can follow the questions used for training.
+    pub skip: usize,
     /// Questions to take from the dataset, in file order; 0 takes all.
     pub questions: usize,
     /// Responses sampled per question.
@@ -40,6 +45,8 @@ impl Default for RunConfig {
             task: "nlgraph-shortest-path".into(),
             data: PathBuf::new(),
             model: None,
+            adapter: None,
+            skip: 0,
             questions: 20,
             samples: 10,
             temperature: 1.0,
@@ -76,6 +83,12 @@ impl RunConfig {
         }
         if self.model != other.model {
             differences.push("model");
+        }
+        if self.adapter != other.adapter {
+            differences.push("adapter");
+        }
+        if self.skip != other.skip {
+            differences.push("skip");
         }
         if self.samples != other.samples {
             differences.push("samples");

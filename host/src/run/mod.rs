@@ -4,6 +4,7 @@
 
 mod config;
 mod elicit;
+mod evaluate;
 mod sample;
 mod store;
 
@@ -12,6 +13,10 @@ use std::path::{Path, PathBuf};
 pub use config::RunConfig;
 pub use elicit::{
     ACCURACY_JSON, ACCURACY_MARKDOWN, AccuracyTable, MethodResult, PreferenceRecord, elicit, render_markdown,
+};
+pub use evaluate::{
+    ALIGNMENT_JSON, ALIGNMENT_MARKDOWN, AlignmentRow, AlignmentTable, ORIGINAL, evaluate_runs,
+    render_alignment_markdown,
 };
 pub use sample::{SampleSummary, load_questions, sample};
 pub use store::{QUESTIONS_FILE, RESPONSES_FILE, ResponseLog, ResponseRecord, RunDir, read_responses};

@@ -21,8 +21,8 @@ pub struct SampleSummary {
     pub failed_questions: Vec<(String, String)>,
 }
 
-/// Loads the dataset through the task plugin and keeps the first
-/// `config.questions` valid questions. Invalid rows are logged and skipped.
+/// Loads the dataset through the task plugin and keeps `config.questions`
+/// valid questions after the first `config.skip`. Invalid rows are logged and skipped.
 pub fn load_questions(task: &TaskPlugin, config: &RunConfig) -> Result<Vec<Question>, RunError> {
     let bytes = std::fs::read(&config.data).map_err(|source| RunError::io(&config.data, source))?;
     let file = config.data.display().to_string();
@@ -42,6 +42,7 @@ pub fn load_questions(task: &TaskPlugin, config: &RunConfig) -> Result<Vec<Quest
     if invalid > 0 {
         tracing::warn!(file = %file, invalid, valid = questions.len(), "dataset has invalid rows; see the warnings above");
     }
+    questions.drain(..config.skip.min(questions.len()));
     if config.questions > 0 {
         questions.truncate(config.questions);
     }

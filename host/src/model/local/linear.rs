@@ -75,6 +75,31 @@ impl Linear {
         Ok(Self { weight, quantized })
     }
 
+    /// Adds `delta` to the output rows `offset..offset + delta.rows` of the
+    /// weight, as when merging a LoRA adapter. The quantized copy no longer
+    /// matches and is dropped, so the layer runs on the f32 path from then on.
+    pub fn add_to_rows(&mut self, offset: usize, delta: &Tensor) -> Result<()> {
+        let (rows, columns) = self.weight.dims2()?;
+        let (delta_rows, delta_columns) = delta.dims2()?;
+        if delta_columns != columns || offset + delta_rows > rows {
+            candle_core::bail!(
+                "delta {delta_rows}x{delta_columns} at row {offset} does not fit a {rows}x{columns} weight"
+            );
+        }
+
+        let delta = delta.to_dtype(self.weight.dtype())?;
+        let before = Tensor::zeros((offset, columns), self.weight.dtype(), self.weight.device())?;
+        let after = Tensor::zeros(
+            (rows - offset - delta_rows, columns),
+            self.weight.dtype(),
+            self.weight.device(),
+        )?;
+        let padded = Tensor::cat(&[&before, &delta, &after], 0)?;
+        self.weight = (&self.weight + padded)?;
+        self.quantized = None;
+        Ok(())
+    }
+
     /// Applies the layer to `x` of shape `(rows, in_features)`, with the
     /// quantized kernel when `quantized` is set and the layer has one, else
     /// with the f32 gemm.

