@@ -77,7 +77,7 @@ fn evaluate_reports_each_model() {
     assert!((p_wrong(&rows[0]) - 0.1).abs() < 1e-9);
     assert!((p_wrong(&rows[1]) - 0.6).abs() < 1e-9);
     assert!((rows[0]["quality"]["accuracy"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
-    // ECE: bin 9 holds 0.95 twice with one right (|0.5 - 0.95|), bin 2 holds 0.25 wrong.
+    // ECE: bin 9 contains 0.95 twice with one right (|0.5 - 0.95|), bin 2 contains 0.25 wrong.
     let ece = 2.0 / 3.0 * 0.45 + 1.0 / 3.0 * 0.25;
     assert!((rows[0]["quality"]["ece"].as_f64().unwrap() - ece).abs() < 1e-9);
 
@@ -106,5 +106,8 @@ fn evaluate_rejects_other_questions() {
 
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("questions differ"), "{stderr}");
+    assert!(
+        stderr.contains("differs from the first run in its questions"),
+        "{stderr}"
+    );
 }

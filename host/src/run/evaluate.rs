@@ -75,11 +75,11 @@ pub fn evaluate_runs(runs: &[(String, PathBuf)]) -> Result<AlignmentTable, RunEr
     })
 }
 
-fn check_same<T: PartialEq>(slot: &mut Option<T>, value: T, root: &PathBuf, what: &str) -> Result<(), RunError> {
+fn check_same<T: PartialEq>(slot: &mut Option<T>, value: T, root: &PathBuf, field: &str) -> Result<(), RunError> {
     match slot {
         Some(expected) if *expected != value => Err(RunError::Corrupt {
             path: root.clone(),
-            message: format!("its {what} differ from the first run's; evaluate runs sampled on the same questions"),
+            message: format!("differs from the first run in its {field}; evaluate runs sampled on the same questions"),
         }),
         Some(_) => Ok(()),
         None => {
