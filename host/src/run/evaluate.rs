@@ -58,10 +58,7 @@ pub fn evaluate_runs(runs: &[(String, PathBuf)]) -> Result<AlignmentTable, RunEr
                 mean_nll: r.mean_nll,
             })
             .collect();
-        let quality = answer_quality(&graded).ok_or_else(|| RunError::Corrupt {
-            path: root.clone(),
-            message: "the run has no graded responses".into(),
-        })?;
+        let quality = answer_quality(&graded).ok_or_else(|| RunError::NoResponses { path: root.clone() })?;
         rows.push(AlignmentRow {
             source: source.clone(),
             run: root.clone(),
@@ -77,7 +74,7 @@ pub fn evaluate_runs(runs: &[(String, PathBuf)]) -> Result<AlignmentTable, RunEr
 
 fn check_same<T: PartialEq>(slot: &mut Option<T>, value: T, root: &PathBuf, field: &str) -> Result<(), RunError> {
     match slot {
-        Some(expected) if *expected != value => Err(RunError::Corrupt {
+        Some(expected) if *expected != value => Err(RunError::Incomparable {
             path: root.clone(),
             message: format!("differs from the first run in its {field}; evaluate runs sampled on the same questions"),
         }),

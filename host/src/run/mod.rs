@@ -35,6 +35,12 @@ pub enum RunError {
     #[error("{path} is corrupt: {message}; move it away to start that stage again")]
     Corrupt { path: PathBuf, message: String },
 
+    #[error("run {path} {message}")]
+    Incomparable { path: PathBuf, message: String },
+
+    #[error("run {path} has no graded responses; sample it first")]
+    NoResponses { path: PathBuf },
+
     #[error("{0} is not a run directory (no config.json); run `wow sample` or `wow run` first")]
     NotARun(PathBuf),
 
