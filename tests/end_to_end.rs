@@ -104,7 +104,7 @@ fn run_writes_responses_table_and_preferences() {
 
     let markdown = std::fs::read_to_string(out.path().join("wow_accuracy.md")).unwrap();
     assert!(markdown.contains("| heuristic |"), "{markdown}");
-    for method in methods {
+    for method in methods.into_iter().chain(["oracle", "row"]) {
         for margin in [100, 50, 10] {
             let file = out.path().join(format!("preferences/{method}-m{margin}.jsonl"));
             for preference in read_lines(&file) {
@@ -113,6 +113,11 @@ fn run_writes_responses_table_and_preferences() {
                         preference[field].is_array(),
                         "{field} is not a message list in {preference}"
                     );
+                }
+                if method == "oracle" {
+                    let chosen = preference["chosen_correctness"].as_f64().unwrap();
+                    let rejected = preference["rejected_correctness"].as_f64().unwrap();
+                    assert!(chosen > rejected, "oracle pair out of proxy order: {preference}");
                 }
             }
             assert!(file.is_file(), "{} missing", file.display());

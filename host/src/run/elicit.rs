@@ -78,6 +78,8 @@ pub fn elicit(
         });
     }
 
+    write_reference_preferences(run, questions, responses, margins)?;
+
     let table = merge_with_previous(
         run,
         AccuracyTable {
@@ -220,6 +222,75 @@ fn verdict(judgement: &Judgement, a: u32, b: u32, sample_a: u32, sample_b: u32) 
                 None => Verdict::NoOpinion,
             }
         }
+    }
+}
+
+/// Writes the preference sets that need no elicitor: `oracle` orders each
+/// wrong-wrong pair by proxy correctness (gap = correctness difference), and
+/// `row` pairs each right response with each wrong one of its question,
+/// right chosen (gap = 1 - the wrong one's correctness; unparsed counts as 0).
+fn write_reference_preferences(
+    run: &RunDir,
+    questions: &[Question],
+    responses: &BTreeMap<String, Vec<ResponseRecord>>,
+    margins: &[u32],
+) -> Result<(), RunError> {
+    let mut oracle = Vec::new();
+    let mut right_over_wrong = Vec::new();
+    for question in questions {
+        let records: Vec<&ResponseRecord> = responses
+            .get(&question.id)
+            .map(|r| r.iter().filter(|r| r.error.is_none()).collect())
+            .unwrap_or_default();
+
+        for (a, b) in wrong_pairs(&records) {
+            let (first, second) = (records[a as usize], records[b as usize]);
+            oracle.push(proxy_pair(&question.id, first, second));
+        }
+        for right in records.iter().filter(|r| r.correct) {
+            for wrong in records.iter().filter(|r| !r.correct) {
+                right_over_wrong.push(proxy_pair(&question.id, right, wrong));
+            }
+        }
+    }
+
+    for (method, pairs) in [("oracle", &oracle), ("row", &right_over_wrong)] {
+        write_judged_pairs(run, method, pairs)?;
+        for &margin in margins {
+            write_preferences(run, method, margin, pairs, responses)?;
+        }
+    }
+    Ok(())
+}
+
+/// Returns the pair ordered by proxy correctness, an unparsed answer
+/// counting as 0.
+fn proxy_pair(question_id: &str, first: &ResponseRecord, second: &ResponseRecord) -> JudgedPair {
+    let first_correctness = if first.correct {
+        1.0
+    } else {
+        first.correctness.unwrap_or(0.0)
+    };
+    let second_correctness = if second.correct {
+        1.0
+    } else {
+        second.correctness.unwrap_or(0.0)
+    };
+    let chosen = if first_correctness >= second_correctness {
+        first.sample
+    } else {
+        second.sample
+    };
+    JudgedPair {
+        question_id: question_id.to_string(),
+        first: first.sample,
+        second: second.sample,
+        first_correctness,
+        second_correctness,
+        verdict: Verdict::Prefers {
+            chosen,
+            gap: (first_correctness - second_correctness).abs(),
+        },
     }
 }
 
