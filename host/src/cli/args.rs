@@ -96,12 +96,13 @@ pub struct AlignArgs {
     #[arg(long, default_value_t = 0.1)]
     pub warmup_ratio: f64,
 
-    /// Pairs per forward pass.
-    #[arg(long, default_value_t = 2)]
+    /// Pairs per forward pass. Activation memory grows with it: two pairs of
+    /// about 400 tokens need more than 20 GiB.
+    #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
 
     /// Forward passes summed into one optimizer step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub gradient_accumulation_steps: usize,
 
     /// Pairs drawn from the file with a fixed seed; 0 keeps all.
