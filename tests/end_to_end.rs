@@ -46,6 +46,20 @@ fn read_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+fn read_accuracy_table(run: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("wow_accuracy.json")).unwrap()).unwrap()
+}
+
+/// Returns the method names of a `wow_accuracy.json` table, in row order.
+fn method_names(table: &Value) -> Vec<&str> {
+    table["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect()
+}
+
 fn response_keys(lines: &[Value]) -> Vec<(String, u64)> {
     lines
         .iter()
@@ -83,14 +97,8 @@ fn run_writes_responses_table_and_preferences() {
     let unique: BTreeSet<_> = response_keys(&responses).into_iter().collect();
     assert_eq!(unique.len(), 12);
 
-    let table: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = table["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
+    let table = read_accuracy_table(out.path());
+    let methods = method_names(&table);
     assert_eq!(methods, ["heuristic", "consistency", "logits"]);
     for method in table["methods"].as_array().unwrap() {
         let margins: Vec<u64> = method["margins"]
@@ -142,14 +150,8 @@ fn elicit_again_keeps_other_methods() {
         .unwrap();
     assert!(status.success());
 
-    let table: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("wow_accuracy.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = table["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
+    let table = read_accuracy_table(out.path());
+    let methods = method_names(&table);
     assert_eq!(methods, ["heuristic", "consistency", "logits"]);
 }
 

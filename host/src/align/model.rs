@@ -11,13 +11,12 @@ use super::adapter::interleaved_to_half_rows;
 use super::lora::{LoraAdapter, LoraConfig, LoraLinear, TargetModule};
 use super::loss::SequenceLogProbs;
 use crate::model::Config;
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Content;
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::ops::{log_softmax, softmax};
 use candle_nn::rotary_emb::{rope_i_slow, rope_slow};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -108,7 +107,7 @@ impl LoraLlama {
                 "unsupported architecture {architecture:?}, expected \"llama\""
             )));
         }
-        let config = read_config(&content.metadata).map_err(|e| read_error(e.to_string()))?;
+        let config = crate::model::read_gguf_config(&content.metadata).map_err(|e| read_error(e.to_string()))?;
         let mut tensor = |name: &str| -> Result<Tensor, AlignError> {
             let qtensor = content
                 .tensor(&mut reader, name, device)
@@ -195,7 +194,8 @@ impl LoraLlama {
                 config.num_heads, config.num_kv_heads
             )));
         }
-        let (cos, sin) = rope_tables(&config, embedding.dtype(), embedding.device())?;
+        let (cos, sin) = crate::model::rope_tables(&config, embedding.device())?;
+        let (cos, sin) = (cos.to_dtype(embedding.dtype())?, sin.to_dtype(embedding.dtype())?);
         let mut model = Self {
             config,
             lora,
@@ -509,50 +509,4 @@ fn random_tensor(
         .map(|_| offset + rng.random_range(-bound..bound))
         .collect();
     Tensor::from_vec(values, shape, device)?.to_dtype(dtype)
-}
-
-/// Cosine and sine tables `(context_length, head_dim / 2)` for RoPE, computed
-/// in f32 as the inference model does.
-fn rope_tables(config: &Config, dtype: DType, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-    let half = config.head_dim / 2;
-    let inverse_frequencies: Vec<f32> = (0..half)
-        .map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32))
-        .collect();
-    let angles: Vec<f32> = (0..config.context_length)
-        .flat_map(|position| inverse_frequencies.iter().map(move |f| position as f32 * f))
-        .collect();
-    let angles = Tensor::from_vec(angles, (config.context_length, half), device)?;
-    Ok((angles.cos()?.to_dtype(dtype)?, angles.sin()?.to_dtype(dtype)?))
-}
-
-/// Reads the llama hyperparameters from GGUF metadata, as the inference
-/// loader does.
-fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {
-    let get = |key: &str| {
-        metadata
-            .get(&format!("llama.{key}"))
-            .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata key llama.{key} is missing")))
-    };
-    let get_usize = |key: &str| get(key).and_then(|v| v.to_u32()).map(|v| v as usize);
-    let hidden_size = get_usize("embedding_length")?;
-    let num_heads = get_usize("attention.head_count")?;
-    let vocab_size = match metadata.get("llama.vocab_size") {
-        Some(v) => v.to_u32()? as usize,
-        None => metadata
-            .get("tokenizer.ggml.tokens")
-            .map_or(Ok(0), |v| v.to_vec().map(Vec::len))?,
-    };
-    Ok(Config {
-        hidden_size,
-        intermediate_size: get_usize("feed_forward_length")?,
-        num_layers: get_usize("block_count")?,
-        num_heads,
-        num_kv_heads: get_usize("attention.head_count_kv").unwrap_or(num_heads),
-        head_dim: get_usize("rope.dimension_count").unwrap_or(hidden_size / num_heads),
-        vocab_size,
-        rms_norm_eps: get("attention.layer_norm_rms_epsilon")?.to_f32()?,
-        rope_theta: get("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0),
-        context_length: get_usize("context_length")?,
-        rope_interleaved: true,
-    })
 }

@@ -89,7 +89,7 @@ pub fn expected_calibration_error(responses: &[GradedResponse]) -> f64 {
 mod tests {
     use super::*;
 
-    /// A response whose confidence exp(-nll) equals `confidence`.
+    /// Builds a response whose confidence exp(-nll) equals `confidence`.
     fn response(confidence: f64, correct: bool, correctness: Option<f64>) -> GradedResponse {
         GradedResponse {
             correctness,

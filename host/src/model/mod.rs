@@ -7,6 +7,7 @@ pub use local::{
     ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, Projection,
     TokenSample, default_cache_dir, default_device, default_model_path, fetch_default_model, tokenizer_from_gguf,
 };
+pub(crate) use local::{read_gguf_config, rope_tables};
 use serde::{Deserialize, Serialize};
 
 /// One chat turn: `role` is `system`, `user` or `assistant`.

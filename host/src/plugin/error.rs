@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Why one plugin call failed.
+/// Cause of a failed plugin call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FailureKind {
     /// The fuel budget of the call ran out, usually an endless loop.
@@ -13,7 +13,7 @@ pub enum FailureKind {
     MemoryLimit { bytes: u64 },
     /// The guest exhausted its call stack, usually unbounded recursion.
     StackOverflow,
-    /// Any other trap; `output` holds the tail of the guest's stderr, where
+    /// Any other trap; `output` contains the tail of the guest's stderr, where
     /// Rust plugins print their panic message.
     Trap { message: String, output: String },
     /// The guest returned an error value.

@@ -3,7 +3,7 @@
 use super::bindings::host::{self, Generation, Level, Sampling};
 use super::bindings::types::{self, Message};
 use super::sandbox::PluginState;
-use crate::model;
+use crate::model::{self, ChatModel, ModelError};
 
 /// Largest `n` a plugin may request in one `generate` call.
 const MAX_SAMPLES_PER_REQUEST: u32 = 64;
@@ -25,37 +25,19 @@ impl host::Host for PluginState {
             seed: sampling.seed,
         };
 
-        self.in_host(|state| {
-            let model = state
-                .model
-                .as_ref()
-                .ok_or("this run has no model for plugins to call")?;
-            let mut model = model
-                .lock()
-                .map_err(|_| "the model is unavailable after an earlier failure")?;
-            let generations = model.generate(&messages, &sampling).map_err(|e| e.to_string())?;
-            Ok(generations
-                .into_iter()
-                .map(|g| Generation {
-                    text: g.text,
-                    token_nll: g.token_nll,
-                })
-                .collect())
-        })
+        let generations = self.with_model(|model| model.generate(&messages, &sampling))?;
+        Ok(generations
+            .into_iter()
+            .map(|g| Generation {
+                text: g.text,
+                token_nll: g.token_nll,
+            })
+            .collect())
     }
 
     fn logprobs(&mut self, messages: Vec<Message>, continuation: String) -> Result<Vec<f32>, String> {
         let messages = to_model_messages(messages);
-        self.in_host(|state| {
-            let model = state
-                .model
-                .as_ref()
-                .ok_or("this run has no model for plugins to call")?;
-            let mut model = model
-                .lock()
-                .map_err(|_| "the model is unavailable after an earlier failure")?;
-            model.logprobs(&messages, &continuation).map_err(|e| e.to_string())
-        })
+        self.with_model(|model| model.logprobs(&messages, &continuation))
     }
 
     fn log(&mut self, level: Level, message: String) {
@@ -104,11 +86,31 @@ fn check_sampling(sampling: &Sampling) -> Result<(), String> {
 }
 
 fn to_model_messages(messages: Vec<Message>) -> Vec<model::Message> {
-    messages
-        .into_iter()
-        .map(|m| model::Message {
-            role: m.role,
-            content: m.content,
+    messages.into_iter().map(model::Message::from).collect()
+}
+
+impl PluginState {
+    /// Runs `call` on the run's model as a host import, so its time does not
+    /// count as guest time, and turns every failure into the guest's error.
+    fn with_model<R>(&mut self, call: impl FnOnce(&mut dyn ChatModel) -> Result<R, ModelError>) -> Result<R, String> {
+        self.in_host(|state| {
+            let model = state
+                .model
+                .as_ref()
+                .ok_or("this run has no model for plugins to call")?;
+            let mut model = model
+                .lock()
+                .map_err(|_| "the model is unavailable after an earlier failure")?;
+            call(model.as_mut()).map_err(|e| e.to_string())
         })
-        .collect()
+    }
+}
+
+impl From<Message> for model::Message {
+    fn from(message: Message) -> Self {
+        Self {
+            role: message.role,
+            content: message.content,
+        }
+    }
 }

@@ -14,7 +14,7 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 }
 
-/// Where a plugin came from.
+/// Origin of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSource {
     /// Compiled into the `wow` binary.
@@ -67,7 +67,7 @@ impl PluginRegistry {
         Ok(())
     }
 
-    /// Adds every bundle in `dir`: the folder itself when it holds a
+    /// Adds every bundle in `dir`: the folder itself when it contains a
     /// manifest, else each sub-folder that does.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize, PluginError> {
         if dir.join(MANIFEST_FILE).is_file() {

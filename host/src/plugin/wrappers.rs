@@ -48,13 +48,7 @@ impl TaskPlugin {
             let kind = FailureKind::InvalidOutput("the prompt has no messages".into());
             return Err(self.failure("prompt", &question.id, kind));
         }
-        Ok(messages
-            .into_iter()
-            .map(|m| model::Message {
-                role: m.role,
-                content: m.content,
-            })
-            .collect())
+        Ok(messages.into_iter().map(model::Message::from).collect())
     }
 
     pub fn extract(&self, question: &Question, seed: u64, response: &str) -> Result<Option<String>, PluginError> {

@@ -95,7 +95,8 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
     Ok(parts)
 }
 
-fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {
+/// Reads the llama hyperparameters from GGUF metadata.
+pub(crate) fn read_config(metadata: &HashMap<String, Value>) -> candle_core::Result<Config> {
     let get = |key: &str| {
         metadata
             .get(&format!("llama.{key}"))

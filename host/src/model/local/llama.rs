@@ -67,9 +67,10 @@ pub struct Llama {
     /// kernels. Prompt processing always uses the f32 gemm, which is much
     /// faster for many rows. The choice never depends on the batch size, so a
     /// sequence gets the same logits whatever batch it is decoded in.
-    /// NOTE: the f32 path (safetensors models, or this flag off) runs gemm
-    /// with the batch as its row count, and row results may then differ in
-    /// the last bits between batch sizes; only the quantized path is tested.
+    /// NOTE: the f32 path (safetensors models, merged adapters, or this flag
+    /// off) runs gemm with the batch as its row count, so row results may
+    /// differ in the last bits between batch sizes. Only the quantized path
+    /// is tested for batch independence.
     quantized_decode: bool,
 }
 
@@ -300,7 +301,7 @@ fn split_heads(
 }
 
 /// Cosine and sine tables `(context_length, head_dim / 2)` for RoPE.
-fn rope_tables(config: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
+pub(crate) fn rope_tables(config: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
     let half = config.head_dim / 2;
     let inverse_frequencies: Vec<f32> = (0..half)
         .map(|i| config.rope_theta.powf(-2.0 * i as f32 / config.head_dim as f32))

