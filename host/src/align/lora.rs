@@ -2,7 +2,8 @@
 //! `y = x Wᵀ + (α / r) · x Aᵀ Bᵀ`.
 
 use super::AlignError;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var};
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -156,7 +157,7 @@ impl LoraLinear {
     /// `use_adapter` is false, and its input goes through dropout when
     /// `train` is true and the dropout probability is non-zero.
     pub fn forward(&self, x: &Tensor, use_adapter: bool, train: bool) -> candle_core::Result<Tensor> {
-        let base = x.matmul(&self.weight.t()?)?;
+        let base = frozen_linear(x, &self.weight)?;
         let Some(adapter) = self.adapter.as_ref().filter(|_| use_adapter) else {
             return Ok(base);
         };
@@ -169,5 +170,53 @@ impl LoraLinear {
             .matmul(&adapter.a.as_tensor().t()?)?
             .matmul(&adapter.b.as_tensor().t()?)?;
         base + (update * adapter.scale)?
+    }
+}
+
+/// Computes `x Wᵀ` for a frozen weight `W` `(out, in)` and a 2-D `x`
+/// `(rows, in)`. Autograd propagates the gradient to `x` only: candle's
+/// matmul backward also computes `∂L/∂W`, a full weight-sized product per
+/// projection that training would throw away.
+pub fn frozen_linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.rank() == 2 {
+        x.apply_op2(weight, FrozenLinear)
+    } else {
+        x.matmul(&weight.t()?)
+    }
+}
+
+/// The custom op behind [`frozen_linear`].
+struct FrozenLinear;
+
+impl CustomOp2 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, inputs) = x_layout.shape().dims2()?;
+        let (outputs, weight_inputs) = weight_layout.shape().dims2()?;
+        if inputs != weight_inputs {
+            candle_core::bail!("frozen-linear: input has {inputs} features but the weight expects {weight_inputs}");
+        }
+        let transposed = weight_layout.transpose(0, 1)?;
+        let output = x.matmul(weight, (1, rows, outputs, inputs), x_layout, &transposed)?;
+        Ok((output, Shape::from((rows, outputs))))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        weight: &Tensor,
+        _output: &Tensor,
+        output_grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(output_grad.matmul(weight)?), None))
     }
 }

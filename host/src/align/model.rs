@@ -326,7 +326,7 @@ impl LoraLlama {
     /// Applies the language-model head to hidden states `(rows, hidden_size)`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, AlignError> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        Ok(hidden.matmul(&head.t()?)?)
+        Ok(super::lora::frozen_linear(hidden, head)?)
     }
 
     /// Computes the summed log-probs of each `response` after its `prompt`,
