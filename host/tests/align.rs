@@ -3,14 +3,16 @@
 //! inference model on the real default model.
 
 use candle_core::{DType, Device, Tensor, Var};
+use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::AtomicBool;
 use wow::align::adapter::{half_to_interleaved_rows, interleaved_to_half_rows, tensor_name};
 use wow::align::train::preference_logprobs;
 use wow::align::{
-    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterMode, LoraConfig, LoraLlama, LossConfig, PeftConfig,
-    PreferenceLoss, TargetModule, TokenizedPair, TrainConfig, Trainer, cosine_learning_rate, load_adapter,
-    save_adapter,
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterMode, CheckpointDir, LoraConfig, LoraLlama, LossConfig,
+    PeftConfig, PreferenceLoss, Scheduler, TargetModule, TokenizedPair, TrainConfig, Trainer, TrainerState,
+    clip_gradient_norm, cosine_learning_rate, evaluate_loss, load_adapter, save_adapter, split_validation,
 };
 use wow::model::Config;
 
@@ -296,6 +298,196 @@ fn cosine_schedule_warms_up_and_decays() {
     assert_eq!(cosine_learning_rate(1.0, 2, 2, 10), 1.0);
     assert!((cosine_learning_rate(1.0, 6, 2, 10) - 0.5).abs() < 1e-12);
     assert!(cosine_learning_rate(1.0, 10, 2, 10).abs() < 1e-12);
+}
+
+#[test]
+fn linear_and_constant_schedules() {
+    assert_eq!(Scheduler::Linear.learning_rate(1.0, 1, 2, 10), 0.5);
+    assert_eq!(Scheduler::Linear.learning_rate(1.0, 2, 2, 10), 1.0);
+    assert!((Scheduler::Linear.learning_rate(1.0, 6, 2, 10) - 0.5).abs() < 1e-12);
+    assert_eq!(Scheduler::Constant.learning_rate(1.0, 1, 2, 10), 0.5);
+    assert_eq!(Scheduler::Constant.learning_rate(1.0, 9, 2, 10), 1.0);
+}
+
+#[test]
+fn gradient_clipping_scales_to_max_norm() {
+    let a = Var::from_tensor(&Tensor::new(&[3.0f64, 0.0], &Device::Cpu).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::new(&[0.0f64, 4.0], &Device::Cpu).unwrap()).unwrap();
+    let loss = (a.as_tensor().sqr().unwrap().sum_all().unwrap() + b.as_tensor().sqr().unwrap().sum_all().unwrap())
+        .unwrap()
+        .affine(0.5, 0.0)
+        .unwrap();
+    let vars = [a.clone(), b.clone()];
+
+    let mut unclipped = loss.backward().unwrap();
+    assert_eq!(clip_gradient_norm(&mut unclipped, &vars, Some(10.0)).unwrap(), 5.0);
+    let kept: Vec<f64> = unclipped.get(a.as_tensor()).unwrap().to_vec1().unwrap();
+    assert_eq!(kept, vec![3.0, 0.0]);
+
+    let mut clipped = loss.backward().unwrap();
+    assert_eq!(clip_gradient_norm(&mut clipped, &vars, Some(1.0)).unwrap(), 5.0);
+    let a_grad: Vec<f64> = clipped.get(a.as_tensor()).unwrap().to_vec1().unwrap();
+    let b_grad: Vec<f64> = clipped.get(b.as_tensor()).unwrap().to_vec1().unwrap();
+    let norm = (a_grad.iter().chain(&b_grad).map(|x| x * x).sum::<f64>()).sqrt();
+    assert!((norm - 1.0).abs() < 1e-6, "clipped norm {norm}");
+    assert!(
+        (a_grad[0] / b_grad[1] - 0.75).abs() < 1e-12,
+        "direction changed: {a_grad:?} {b_grad:?}"
+    );
+}
+
+#[test]
+fn validation_split_holds_out_a_tenth() {
+    let many: Vec<TokenizedPair> = (0..40).map(|i| pairs()[i % 3].clone()).collect();
+    let (train, validation) = split_validation(many, 0.1);
+    assert_eq!((train.len(), validation.len()), (36, 4));
+
+    let (train, validation) = split_validation(pairs(), 0.1);
+    assert_eq!((train.len(), validation.len()), (2, 1));
+
+    let (train, validation) = split_validation(pairs(), 0.0);
+    assert_eq!((train.len(), validation.len()), (3, 0));
+
+    let (train, validation) = split_validation(pairs()[..1].to_vec(), 0.5);
+    assert_eq!((train.len(), validation.len()), (1, 0));
+}
+
+/// Four training pairs and one validation pair, trained for two epochs of
+/// two optimizer steps each, with a checkpoint after every step.
+fn checkpointed_config() -> TrainConfig {
+    TrainConfig {
+        learning_rate: 1e-2,
+        epochs: 2,
+        warmup_ratio: 0.0,
+        batch_size: 1,
+        gradient_accumulation_steps: 2,
+        save_steps: 1,
+        ..TrainConfig::default()
+    }
+}
+
+fn checkpointed_pairs() -> (Vec<TokenizedPair>, Vec<TokenizedPair>) {
+    let mut train = pairs();
+    train.push(TokenizedPair {
+        prompt: vec![1, 3, 2],
+        chosen: vec![4, 4, 5],
+        rejected: vec![19, 18],
+    });
+    let validation = vec![TokenizedPair {
+        prompt: vec![1, 6, 7, 2],
+        chosen: vec![3, 4],
+        rejected: vec![8, 30],
+    }];
+    (train, validation)
+}
+
+fn fit_to_end(model: &mut LoraLlama, dir: &CheckpointDir, stop: &AtomicBool) -> TrainerState {
+    let (train, validation) = checkpointed_pairs();
+    let mut trainer = Trainer::resume(model, checkpointed_config(), dir, train.len(), validation.len()).unwrap();
+    trainer
+        .fit(model, &train, &validation, Some(dir), &ProgressBar::hidden(), stop)
+        .unwrap()
+}
+
+fn adapter_values(model: &LoraLlama) -> Vec<f64> {
+    model.trainable_vars().iter().flat_map(flat_values).collect()
+}
+
+/// Runs in f32, the dtype of real training, because adapter files store f32:
+/// an f64 model would resume with rounded adapters.
+#[test]
+fn stopped_training_resumes_from_checkpoint() {
+    let uninterrupted_dir = tempfile::tempdir().unwrap();
+    let mut uninterrupted = tiny_model(DType::F32, 1);
+    let never = AtomicBool::new(false);
+    let expected = fit_to_end(
+        &mut uninterrupted,
+        &CheckpointDir::new(uninterrupted_dir.path(), None),
+        &never,
+    );
+    assert!(expected.finished);
+    assert_eq!(expected.global_step, 4);
+
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = CheckpointDir::new(dir.path(), None);
+    let mut first = tiny_model(DType::F32, 1);
+    let stopped = fit_to_end(&mut first, &checkpoints, &AtomicBool::new(true));
+    assert!(!stopped.finished);
+    assert_eq!(stopped.global_step, 1);
+    drop(first);
+
+    let mut resumed = tiny_model(DType::F32, 1);
+    let state = fit_to_end(&mut resumed, &checkpoints, &never);
+    assert!(state.finished);
+    assert_eq!(state.global_step, 4);
+    let steps: Vec<usize> = state.log_history.iter().map(|log| log.step).collect();
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    for (resumed_log, expected_log) in state.log_history.iter().zip(&expected.log_history) {
+        assert!(
+            (resumed_log.loss - expected_log.loss).abs() < 1e-9,
+            "step {}: loss {} after resuming, {} without a stop",
+            resumed_log.step,
+            resumed_log.loss,
+            expected_log.loss
+        );
+    }
+    let difference = adapter_values(&resumed)
+        .iter()
+        .zip(adapter_values(&uninterrupted))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(difference < 1e-9, "adapters differ by {difference}");
+}
+
+#[test]
+fn finished_training_keeps_best_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = CheckpointDir::new(dir.path(), None);
+    let mut model = tiny_model(DType::F64, 1);
+    let state = fit_to_end(&mut model, &checkpoints, &AtomicBool::new(false));
+
+    assert_eq!(state.validation_loss.len(), 2);
+    let best = state.best_validation_loss.expect("validation pairs give a best loss");
+    let lowest = state.evaluations.iter().map(|e| e.loss).fold(f64::INFINITY, f64::min);
+    assert_eq!(best, lowest);
+    assert!(state.best_epoch.is_some());
+
+    let saved: TrainerState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("trainer_state.json")).unwrap()).unwrap();
+    assert_eq!(saved.best_validation_loss, Some(best));
+    assert!(saved.finished);
+
+    let mut reloaded = tiny_model(DType::F64, 1);
+    load_adapter(&mut reloaded, dir.path()).unwrap();
+    let (_, validation) = checkpointed_pairs();
+    let reference = preference_logprobs(&reloaded, &pair_refs(&validation), AdapterMode::Off).unwrap();
+    let cache = wow::align::checkpoint::ReferenceLogProbs {
+        fingerprint: 0,
+        chosen: reference.chosen.sum.to_vec1().unwrap(),
+        rejected: reference.rejected.sum.to_vec1().unwrap(),
+    };
+    let (loss, _, _) = evaluate_loss(&reloaded, &checkpointed_config(), &validation, Some(&cache)).unwrap();
+    assert!(
+        (loss - best).abs() < 1e-9,
+        "best adapter scores {loss}, recorded {best}"
+    );
+}
+
+#[test]
+fn resume_rejects_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = CheckpointDir::new(dir.path(), None);
+    let mut model = tiny_model(DType::F64, 1);
+    fit_to_end(&mut model, &checkpoints, &AtomicBool::new(true));
+
+    let other = TrainConfig {
+        learning_rate: 1e-3,
+        ..checkpointed_config()
+    };
+    let error = Trainer::resume(&mut model, other, &checkpoints, 4, 1)
+        .err()
+        .expect("other settings are rejected");
+    assert!(error.to_string().contains("delete the folder"), "{error}");
 }
 
 #[test]

@@ -29,42 +29,60 @@ pub fn read_preferences(path: &Path) -> Result<Vec<PreferenceRecord>, AlignError
         .collect()
 }
 
+/// Token budgets of one pair. Longer prompts keep their last tokens and
+/// longer responses their first, as TRL's `DPOTrainer` truncates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthLimits {
+    pub max_prompt_length: usize,
+    pub max_completion_length: usize,
+}
+
+impl Default for LengthLimits {
+    fn default() -> Self {
+        Self {
+            max_prompt_length: 512,
+            max_completion_length: 1536,
+        }
+    }
+}
+
 /// Tokenizes preference records with the chat template of `model`: the
 /// prompt is rendered with the assistant turn opened, and each response is
 /// its text followed by `<|im_end|>` when the vocabulary has that token, as
-/// the template closes an assistant turn. Pairs longer than `max_length`
-/// tokens (prompt plus the longer response) are skipped with a warning.
+/// the template closes an assistant turn. Prompts and responses are cut to
+/// `limits`.
 pub fn tokenize_preferences(
     model: &LocalModel,
     records: &[PreferenceRecord],
-    max_length: usize,
+    limits: LengthLimits,
 ) -> Result<Vec<TokenizedPair>, AlignError> {
     let end_of_turn = model.tokenizer().token_to_id("<|im_end|>");
     let response_tokens = |messages: &[crate::model::Message]| -> Result<Vec<u32>, AlignError> {
         let text: String = messages.iter().map(|m| m.content.as_str()).collect();
         let mut tokens = model.encode(&text)?;
         tokens.extend(end_of_turn);
+        tokens.truncate(limits.max_completion_length);
         Ok(tokens)
     };
     let mut pairs = Vec::with_capacity(records.len());
-    let mut skipped = 0;
+    let mut truncated = 0;
     for record in records {
-        let pair = TokenizedPair {
-            prompt: model.encode_prompt(&record.prompt)?,
+        let mut prompt = model.encode_prompt(&record.prompt)?;
+        if prompt.len() > limits.max_prompt_length {
+            prompt.drain(..prompt.len() - limits.max_prompt_length);
+            truncated += 1;
+        }
+        pairs.push(TokenizedPair {
+            prompt,
             chosen: response_tokens(&record.chosen)?,
             rejected: response_tokens(&record.rejected)?,
-        };
-        if pair.prompt.len() + pair.chosen.len().max(pair.rejected.len()) > max_length {
-            skipped += 1;
-            continue;
-        }
-        pairs.push(pair);
+        });
     }
-    if skipped > 0 {
+    if truncated > 0 {
         tracing::warn!(
-            skipped,
-            max_length,
-            "skipped preference pairs longer than the maximum length"
+            truncated,
+            max_prompt_length = limits.max_prompt_length,
+            "kept the last tokens of prompts longer than the limit"
         );
     }
     Ok(pairs)

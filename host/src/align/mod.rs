@@ -7,20 +7,27 @@
 //! RoPE, softmax) have no backward pass.
 
 pub mod adapter;
+pub mod checkpoint;
 pub mod data;
 pub mod lora;
 pub mod loss;
 mod merge;
 pub mod model;
+pub mod optimizer;
 pub mod train;
 
 pub use adapter::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftConfig, load_adapter, save_adapter};
-pub use data::{TokenizedPair, read_preferences, tokenize_preferences};
+pub use checkpoint::CheckpointDir;
+pub use data::{LengthLimits, TokenizedPair, read_preferences, tokenize_preferences};
 pub use lora::{LoraConfig, LoraLinear, TargetModule};
 pub use loss::{LossConfig, LossOutput, PreferenceLogProbs, PreferenceLoss, SequenceLogProbs};
 pub use merge::merge_adapter;
 pub use model::{AdapterMode, LoraLlama};
-pub use train::{StepLog, TrainConfig, Trainer, cosine_learning_rate};
+pub use optimizer::{AdamW, AdamWParams, clip_gradient_norm};
+pub use train::{
+    Evaluation, Scheduler, StepLog, TrainConfig, Trainer, TrainerState, cosine_learning_rate, evaluate_loss,
+    reference_logprobs, split_validation,
+};
 
 use crate::model::ModelError;
 

@@ -25,8 +25,9 @@ pub enum Command {
     Sample(RunArgs),
     /// Elicit preferences between wrong responses of an existing run.
     Elicit(ElicitArgs),
-    /// Sample, then elicit: the whole WoW pipeline.
-    Run(RunArgs),
+    /// Sample, then elicit: the whole WoW pipeline; with --align, also train
+    /// an adapter and evaluate it against the original on held-out questions.
+    Run(RunCommandArgs),
     /// Train a LoRA adapter on a preference file with a DPO-family loss.
     Align(AlignArgs),
     /// Compare runs of the original and aligned models on the same held-out
@@ -65,11 +66,14 @@ pub enum PluginsCommand {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AlignArgs {
     /// Preference file in TRL's conversational layout, such as
-    /// RUN_DIR/preferences/logits-m50.jsonl.
-    #[arg(long)]
-    pub preferences: PathBuf,
+    /// RUN_DIR/preferences/oracle-m100.jsonl. Repeat it to train on a mix,
+    /// for example RoW plus WoW pairs.
+    #[arg(long, required = true)]
+    pub preferences: Vec<PathBuf>,
 
-    /// Folder for `adapter_model.safetensors` and `adapter_config.json`.
+    /// Output folder: the best adapter (`adapter_model.safetensors`,
+    /// `adapter_config.json`), `trainer_state.json` and the last checkpoint.
+    /// Rerunning with the same folder resumes a stopped training.
     #[arg(long, short)]
     pub out: PathBuf,
 
@@ -89,6 +93,14 @@ pub struct AlignArgs {
     #[arg(long, default_value_t = 5e-5)]
     pub learning_rate: f64,
 
+    /// Learning rate schedule after the warm-up.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub scheduler: crate::align::Scheduler,
+
+    /// Decoupled weight decay of AdamW.
+    #[arg(long, default_value_t = 1e-5)]
+    pub weight_decay: f64,
+
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
 
@@ -96,8 +108,7 @@ pub struct AlignArgs {
     #[arg(long, default_value_t = 0.1)]
     pub warmup_ratio: f64,
 
-    /// Pairs per forward pass. Activation memory grows with it: two pairs of
-    /// about 400 tokens need more than 20 GiB.
+    /// Pairs per forward pass. Activation memory grows with it.
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
 
@@ -105,13 +116,57 @@ pub struct AlignArgs {
     #[arg(long, default_value_t = 8)]
     pub gradient_accumulation_steps: usize,
 
-    /// Pairs drawn from the file with a fixed seed; 0 keeps all.
-    #[arg(long, default_value_t = 4000)]
-    pub max_pairs: usize,
+    /// Maximum global gradient norm; 0 turns clipping off.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
 
-    /// Maximum tokens of prompt plus response; longer pairs are skipped.
-    #[arg(long, default_value_t = 2048)]
-    pub max_length: usize,
+    /// Pairs drawn from each preference file with a fixed seed, 0 keeps all
+    /// [default: 4000 for one file, 2000 each for a mix].
+    #[arg(long)]
+    pub max_pairs: Option<usize>,
+
+    /// Share of the pairs held out to compute the validation loss that picks
+    /// the best adapter.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_ratio: f64,
+
+    /// Also compute the validation loss every this many optimizer steps
+    /// (it is always computed after each epoch).
+    #[arg(long)]
+    pub eval_steps: Option<usize>,
+
+    /// Save a checkpoint every this many optimizer steps.
+    #[arg(long, default_value_t = 10)]
+    pub save_steps: usize,
+
+    /// Prompt tokens kept per pair; longer prompts keep their end.
+    #[arg(long, default_value_t = 512)]
+    pub max_prompt_length: usize,
+
+    /// Response tokens kept per pair; longer responses keep their start.
+    #[arg(long, default_value_t = 1536)]
+    pub max_completion_length: usize,
+
+    /// LoRA rank.
+    #[arg(long, default_value_t = 16)]
+    pub lora_rank: usize,
+
+    /// LoRA alpha; the update is scaled by alpha / rank.
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+
+    /// Dropout on the adapter inputs during training.
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_dropout: f64,
+
+    /// Projections that get adapters, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "q-proj,k-proj,v-proj,o-proj,gate-proj,up-proj,down-proj"
+    )]
+    pub target_modules: Vec<crate::align::TargetModule>,
 
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -278,4 +333,62 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
     }
+}
+
+/// Arguments of `wow run`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RunCommandArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub align: RunAlignFlags,
+}
+
+/// Flags of `wow run --align`: train on one of the run's preference sets,
+/// then sample held-out questions with the original and the aligned model.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RunAlignFlags {
+    /// Train an adapter after eliciting and print the alignment table.
+    #[arg(long)]
+    pub align: bool,
+
+    /// Preference set in RUN_DIR/preferences to train on, without `.jsonl`;
+    /// repeat it for a mix, such as `row-m100` plus `oracle-m100`.
+    #[arg(long = "align-source", default_value = "oracle-m100")]
+    pub sources: Vec<String>,
+
+    /// Held-out questions, taken right after the training questions
+    /// [default: as many as --questions].
+    #[arg(long)]
+    pub eval_questions: Option<usize>,
+
+    /// Preference loss.
+    #[arg(long, value_enum, default_value = "dpo")]
+    pub loss: crate::align::PreferenceLoss,
+
+    /// Training epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = 5e-5)]
+    pub learning_rate: f64,
+
+    /// Loss temperature beta.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+
+    /// Pairs drawn from each preference set, 0 keeps all [default: 4000
+    /// for one set, 2000 each for a mix].
+    #[arg(long)]
+    pub max_pairs: Option<usize>,
+
+    /// Forward passes summed into one optimizer step.
+    #[arg(long, default_value_t = 8)]
+    pub gradient_accumulation_steps: usize,
+
+    /// Response tokens kept per pair.
+    #[arg(long, default_value_t = 1536)]
+    pub max_completion_length: usize,
 }

@@ -17,7 +17,7 @@ use crate::model::{self, ChatModel, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, RunConfig, RunDir};
 pub use args::Args;
-use args::{Command, ElicitArgs, EvaluateArgs, ModelCommand, PluginsCommand, RunArgs};
+use args::{Command, ElicitArgs, EvaluateArgs, ModelCommand, PluginsCommand, RunArgs, RunCommandArgs};
 
 pub use progress::init_logging;
 
@@ -48,7 +48,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Sample(run_args) => blocking(move || sample_command(&run_args, &stop).map(|_| ())).await,
         Command::Run(run_args) => blocking(move || run_command(&run_args, &stop)).await,
         Command::Elicit(elicit_args) => blocking(move || elicit_command(&elicit_args)).await,
-        Command::Align(align_args) => blocking(move || align::align_command(&align_args)).await,
+        Command::Align(align_args) => blocking(move || align::align_command(&align_args, &stop).map(|_| ())).await,
         Command::Evaluate(evaluate_args) => evaluate_command(&evaluate_args),
         Command::Model(ModelCommand::Fetch { cache_dir }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
@@ -97,16 +97,22 @@ fn resolve_config(run_args: &RunArgs) -> anyhow::Result<RunConfig> {
 
 fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunConfig, RunDir)> {
     let config = resolve_config(run_args)?;
-    let run = run::prepare_run_dir(&run_args.out, &config)?;
+    let run = sample_into(&run_args.out, &config, stop)?;
+    Ok((config, run))
+}
+
+/// Samples the questions that `config` selects into the run directory `out`.
+fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunDir> {
+    let run = run::prepare_run_dir(out, config)?;
     let registry = registry(&config)?;
     let task = registry.task(&config.task)?;
 
-    let questions = run::load_questions(&task, &config)?;
+    let questions = run::load_questions(&task, config)?;
     run.write_questions(&questions)?;
 
     let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
     let bar = progress::bar("sampling", questions.len());
-    let summary = run::sample(&run, &config, &task, &model, &questions, &bar, stop)?;
+    let summary = run::sample(&run, config, &task, &model, &questions, &bar, stop)?;
     bar.finish_and_clear();
 
     tracing::info!(
@@ -117,12 +123,19 @@ fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunC
         "sampling done: {}",
         run.path(run::RESPONSES_FILE).display()
     );
-    Ok((config, run))
+    Ok(run)
 }
 
-fn run_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<()> {
-    let (config, run) = sample_command(run_args, stop)?;
-    elicit_run(&run, &config)
+fn run_command(args: &RunCommandArgs, stop: &AtomicBool) -> anyhow::Result<()> {
+    let (config, run) = sample_command(&args.run, stop)?;
+    if stop.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    elicit_run(&run, &config)?;
+    if args.align.align {
+        align::align_and_evaluate(&run, &config, &args.align, stop)?;
+    }
+    Ok(())
 }
 
 fn elicit_command(elicit_args: &ElicitArgs) -> anyhow::Result<()> {
@@ -166,9 +179,14 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
 fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
     let mut runs = vec![(run::ORIGINAL.to_string(), args.original.clone())];
     runs.extend(args.aligned.iter().cloned());
-    let table = run::evaluate_runs(&runs)?;
+    write_alignment(&args.out, &runs)
+}
 
-    let out = RunDir::create(&args.out)?;
+/// Writes the alignment table of `runs` (the original model first) into
+/// `out` as JSON and Markdown, and prints the Markdown.
+fn write_alignment(out: &Path, runs: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+    let table = run::evaluate_runs(runs)?;
+    let out = RunDir::create(out)?;
     let json = serde_json::to_string_pretty(&table).context("serialize the alignment table")?;
     let markdown = run::render_alignment_markdown(&table);
     out.write_atomic(run::ALIGNMENT_JSON, json.as_bytes())?;

@@ -1,6 +1,6 @@
 //! Progress bars and logging that share the terminal.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::LazyLock;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -27,6 +27,7 @@ pub fn init_logging(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(BarAwareStderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
