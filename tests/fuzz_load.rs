@@ -4,7 +4,7 @@
 //! output the host rejects, or crash the host.
 //!
 //! The loop runs for `WOW_FUZZ_SECS` seconds (default 10); `.ci/run` runs it
-//! again for 60. `fuzz/` holds the same property as a cargo-fuzz target
+//! again for 60. `fuzz/` contains the same property as a cargo-fuzz target
 //! for coverage-guided fuzzing on nightly.
 
 use std::time::{Duration, Instant};

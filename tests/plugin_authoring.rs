@@ -2,11 +2,11 @@
 //! as is, `wow plugin build` turns it into a bundle, `wow plugin check`
 //! passes it, and `wow run` samples the real model with it.
 //!
-//! Building the scaffold must stay well under a minute, so the test builds it
-//! in the target folder where `tests/build.rs` builds the test plugins
-//! (`target/wasm-plugins`), offline and with the workspace's Cargo.lock:
-//! wow-sdk and wit-bindgen for wasm32-wasip2 are then already compiled with
-//! the same versions and profile, and only the new crate compiles.
+//! Building the scaffold must stay well under a minute. The test therefore
+//! builds it offline, with the workspace's Cargo.lock, in the target folder
+//! where `tests/build.rs` builds the test plugins (`target/wasm-plugins`).
+//! There wow-sdk and wit-bindgen for wasm32-wasip2 are already compiled with
+//! the same versions and profile, so only the new crate compiles.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +35,8 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The target folder of the test plugins' build, beside this test's
-/// temporary folder.
+/// Returns the target folder of the test plugins' build, beside this
+/// test's temporary folder.
 fn wasm_target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()

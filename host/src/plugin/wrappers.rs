@@ -14,8 +14,8 @@ use super::sandbox::{Limits, PluginState, Sandbox, call_error};
 use super::validate;
 use crate::model;
 
-/// What every handle of one plugin shares: its manifest, the sandbox, its
-/// limits and its run of consecutive failures.
+/// State shared by every handle of one plugin: its manifest, the sandbox,
+/// its limits and its count of consecutive failures.
 #[derive(Clone)]
 struct Calls {
     manifest: Arc<Manifest>,
