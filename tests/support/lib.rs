@@ -37,7 +37,8 @@ pub fn registry_with_model(limits: Limits, model: SharedModel) -> PluginRegistry
     with_test_plugins(Sandbox::new(limits).expect("create sandbox").with_model(model))
 }
 
-fn with_test_plugins(sandbox: Sandbox) -> PluginRegistry {
+/// Returns a registry of `sandbox` with the built-in and test plugins.
+pub fn with_test_plugins(sandbox: Sandbox) -> PluginRegistry {
     let mut registry = PluginRegistry::new(sandbox).expect("load built-ins");
     for (manifest, component) in test_plugins::BUNDLED {
         if let Err(error) = registry.add_embedded(manifest, component) {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
+use crate::plugin::LimitOverrides;
 use crate::run::RunConfig;
 
 /// Wrong-over-wrong alignment: sample a model's answers, elicit which wrong
@@ -39,6 +40,9 @@ pub enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Write, build and check plugins.
+    #[command(subcommand)]
+    Plugin(super::plugin::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,9 +280,20 @@ pub struct ElicitFlags {
     #[arg(long, value_delimiter = ',')]
     pub margins: Option<Vec<u32>>,
 
-    /// Folder with plugin bundles; may be repeated.
+    /// Plugin bundle (folder, .tar.gz or .zip) or folder of bundles; may be repeated.
     #[arg(long = "plugins")]
     pub plugins: Vec<PathBuf>,
+
+    /// Lower one plugin's limit, as NAME:KEY=VALUE with KEY one of fuel,
+    /// timeout (seconds) or memory (MiB); may be repeated. A value above the
+    /// host limit is ignored.
+    #[arg(long = "plugin-limit", value_parser = parse_plugin_limit)]
+    pub plugin_limit: Vec<(String, LimitOverrides)>,
+
+    /// Consecutive failed calls after which a plugin is disabled for the
+    /// rest of the run (0 = never) [default: 5].
+    #[arg(long)]
+    pub plugin_max_failures: Option<u32>,
 
     /// Fuel units per plugin call (about one per wasm instruction).
     #[arg(long)]
@@ -326,7 +341,34 @@ impl ElicitFlags {
             &mut config.limits.memory_bytes,
             self.plugin_memory.map(|mib| mib * 1024 * 1024),
         );
+        set(&mut config.limits.max_consecutive_failures, self.plugin_max_failures);
+        for (name, overrides) in &self.plugin_limit {
+            let entry = config.plugin_limits.entry(name.clone()).or_default();
+            entry.fuel = overrides.fuel.or(entry.fuel);
+            entry.timeout_secs = overrides.timeout_secs.or(entry.timeout_secs);
+            entry.memory_bytes = overrides.memory_bytes.or(entry.memory_bytes);
+        }
     }
+}
+
+/// Parses `NAME:KEY=VALUE` of `--plugin-limit`.
+fn parse_plugin_limit(text: &str) -> Result<(String, LimitOverrides), String> {
+    let expected = || format!("expected NAME:KEY=VALUE with KEY fuel, timeout or memory, got {text:?}");
+    let (name, setting) = text.split_once(':').ok_or_else(expected)?;
+    let (key, value) = setting.split_once('=').ok_or_else(expected)?;
+    let invalid = |e: &dyn std::fmt::Display| format!("invalid value {value:?} for {key} in {text:?}: {e}");
+
+    let mut overrides = LimitOverrides::default();
+    match key {
+        "fuel" => overrides.fuel = Some(value.parse().map_err(|e| invalid(&e))?),
+        "timeout" => overrides.timeout_secs = Some(value.parse().map_err(|e| invalid(&e))?),
+        "memory" => {
+            let mib: u64 = value.parse().map_err(|e| invalid(&e))?;
+            overrides.memory_bytes = Some(mib * 1024 * 1024);
+        }
+        _ => return Err(expected()),
+    }
+    Ok((name.to_string(), overrides))
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {

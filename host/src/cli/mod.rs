@@ -2,11 +2,13 @@
 
 mod align;
 mod args;
+mod plugin;
 mod progress;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use std::process::ExitCode;
 
@@ -57,6 +59,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugins(PluginsCommand::List { plugins }) => list_plugins(&plugins),
+        Command::Plugin(command) => blocking(move || plugin::execute(command)).await,
     }
 }
 
@@ -104,7 +107,7 @@ fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunC
 /// Samples the questions that `config` selects into the run directory `out`.
 fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunDir> {
     let run = run::prepare_run_dir(out, config)?;
-    let registry = registry(&config)?;
+    let registry = registry(config)?;
     let task = registry.task(&config.task)?;
 
     let questions = run::load_questions(&task, config)?;
@@ -112,8 +115,10 @@ fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Res
 
     let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
     let bar = progress::bar("sampling", questions.len());
+    let (started, before) = (Instant::now(), registry.sandbox().call_stats());
     let summary = run::sample(&run, config, &task, &model, &questions, &bar, stop)?;
     bar.finish_and_clear();
+    plugin::log_plugin_time(registry.sandbox(), &before, "sampling", started.elapsed());
 
     tracing::info!(
         questions = summary.questions,
@@ -156,6 +161,7 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
     let questions = run.read_questions()?;
     let responses = run::read_responses(run)?;
     let bar = progress::bar("eliciting", questions.len() * elicitors.len());
+    let (started, before) = (Instant::now(), registry.sandbox().call_stats());
     let table = run::elicit(
         run,
         &config.task,
@@ -166,6 +172,7 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
         &bar,
     )?;
     bar.finish_and_clear();
+    plugin::log_plugin_time(registry.sandbox(), &before, "eliciting", started.elapsed());
 
     println!("{}", run::render_markdown(&table, &config.margins));
     tracing::info!(
@@ -196,10 +203,10 @@ fn write_alignment(out: &Path, runs: &[(String, std::path::PathBuf)]) -> anyhow:
 }
 
 fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
-    let sandbox = Sandbox::new(config.limits.clone())?;
+    let sandbox = Sandbox::new(config.limits.clone())?.with_plugin_limits(config.plugin_limits.clone());
     let mut registry = PluginRegistry::new(sandbox)?;
-    for dir in &config.plugins {
-        registry.add_dir(dir)?;
+    for path in &config.plugins {
+        registry.add_path(path)?;
     }
     Ok(registry)
 }
@@ -221,8 +228,8 @@ fn load_model(path: Option<&Path>, adapter: Option<&Path>) -> anyhow::Result<Sha
 
 fn list_plugins(dirs: &[std::path::PathBuf]) -> anyhow::Result<()> {
     let mut registry = PluginRegistry::new(Sandbox::new(Default::default())?)?;
-    for dir in dirs {
-        registry.add_dir(dir)?;
+    for path in dirs {
+        registry.add_path(path)?;
     }
     for (manifest, source) in registry.list() {
         let origin = match source {

@@ -7,6 +7,7 @@ pub mod task {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "task-plugin",
+        additional_derives: [PartialEq],
     });
 }
 

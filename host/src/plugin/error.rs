@@ -50,6 +50,14 @@ impl fmt::Display for FailureKind {
     }
 }
 
+impl FailureKind {
+    /// Returns whether the failure is the sandbox stopping or rejecting the
+    /// plugin, as opposed to an error value the plugin returned on purpose.
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, FailureKind::Guest(_))
+    }
+}
+
 /// Errors of the plugin layer.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -77,6 +85,31 @@ pub enum PluginError {
 
     #[error("failed to load plugin `{plugin}`: {message}")]
     Load { plugin: String, message: String },
+
+    #[error(
+        "plugin `{plugin}` imports the host function `{function}`, but its manifest does not declare the `{capability}` capability; add \"{capability}\" to `capabilities` in its wow-plugin.toml if the plugin should have it"
+    )]
+    Capability {
+        plugin: String,
+        function: String,
+        capability: super::Capability,
+    },
+
+    #[error("plugin `{plugin}` imports `{import}`, which the sandbox does not provide: {reason}")]
+    ForbiddenImport {
+        plugin: String,
+        import: String,
+        reason: String,
+    },
+
+    #[error(
+        "plugin `{plugin}` is disabled for the rest of this run after {failures} consecutive failed calls; the last one: {last}"
+    )]
+    Disabled {
+        plugin: String,
+        failures: u32,
+        last: String,
+    },
 
     #[error("plugin `{plugin}` failed in `{call}` for {item}: {kind}")]
     Call {

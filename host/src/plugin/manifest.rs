@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::PluginError;
 
@@ -33,10 +33,93 @@ impl PluginKind {
     }
 }
 
+impl std::str::FromStr for PluginKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "task" => Ok(PluginKind::Task),
+            "elicitor" => Ok(PluginKind::Elicitor),
+            "scorer" => Ok(PluginKind::Scorer),
+            _ => Err(format!(
+                "unknown plugin kind {text:?}; expected task, elicitor or scorer"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for PluginKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.interface())
     }
+}
+
+/// A host import a plugin must declare before it may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// `generate`: sample completions from the run's model.
+    Generate,
+    /// `logprobs`: score a continuation under the run's model.
+    Logprobs,
+    /// `embed`: embed text with the run's model.
+    Embed,
+    /// `setting`: read a plugin setting from the run configuration.
+    Setting,
+    /// `log`: write to the host's log. Always granted; declaring it is allowed.
+    Log,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 5] = [
+        Capability::Generate,
+        Capability::Logprobs,
+        Capability::Embed,
+        Capability::Setting,
+        Capability::Log,
+    ];
+
+    /// Returns the capability that guards the host function `function`.
+    pub fn of_function(function: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|capability| capability.function() == function)
+    }
+
+    /// Returns the name of the `wow:plugin/host` function it guards.
+    pub fn function(self) -> &'static str {
+        match self {
+            Capability::Generate => "generate",
+            Capability::Logprobs => "logprobs",
+            Capability::Embed => "embed",
+            Capability::Setting => "setting",
+            Capability::Log => "log",
+        }
+    }
+
+    /// Returns whether every plugin has it, declared or not.
+    pub fn always_granted(self) -> bool {
+        self == Capability::Log
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.function())
+    }
+}
+
+/// Resource limits that lower the host's: a plugin's manifest and the user
+/// may set them per plugin, but never above the host limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Fuel units per call.
+    pub fuel: Option<u64>,
+    /// Seconds of guest time per call.
+    pub timeout_secs: Option<f64>,
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory_bytes: Option<u64>,
 }
 
 /// Contents of `wow-plugin.toml`.
@@ -44,11 +127,20 @@ impl fmt::Display for PluginKind {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: String,
+    /// Version of the plugin itself.
+    #[serde(default)]
+    pub version: Option<String>,
     pub kind: PluginKind,
     /// Version of the `wow:plugin` WIT package the component was built against.
     pub wit: String,
     #[serde(default)]
     pub description: String,
+    /// Host functions the plugin may import besides `log`.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Limits below the host's for every call of this plugin.
+    #[serde(default)]
+    pub limits: LimitOverrides,
     /// Component file relative to the manifest; defaults to the name with
     /// `-` replaced by `_` and a `.wasm` extension.
     #[serde(default)]
@@ -62,17 +154,48 @@ impl Manifest {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
+        manifest.check_name(origin)?;
         manifest.check_wit_version()?;
         Ok(manifest)
     }
 
+    /// Returns the component file name relative to the manifest.
+    pub fn component_file(&self) -> PathBuf {
+        self.component
+            .clone()
+            .unwrap_or_else(|| format!("{}.wasm", self.name.replace('-', "_")).into())
+    }
+
     /// Returns the component path of a manifest stored in `bundle_dir`.
     pub fn component_path(&self, bundle_dir: &Path) -> PathBuf {
-        let file = self
-            .component
-            .clone()
-            .unwrap_or_else(|| format!("{}.wasm", self.name.replace('-', "_")).into());
-        bundle_dir.join(file)
+        bundle_dir.join(self.component_file())
+    }
+
+    /// Returns whether the plugin may call the host function guarded by
+    /// `capability`.
+    pub fn grants(&self, capability: Capability) -> bool {
+        capability.always_granted() || self.capabilities.contains(&capability)
+    }
+
+    /// Rejects names that cannot serve as a plugin name on the command line
+    /// or as a file name: lower-case ASCII letters, digits and `-` only.
+    fn check_name(&self, origin: &str) -> Result<(), PluginError> {
+        let valid = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            return Ok(());
+        }
+        Err(PluginError::Manifest {
+            origin: origin.to_string(),
+            message: format!(
+                "name {:?} is invalid; use 1 to 64 lower-case letters, digits and `-`",
+                self.name
+            ),
+        })
     }
 
     /// Rejects a WIT version this host cannot link. Versions `0.x.*` are
@@ -123,6 +246,34 @@ mod tests {
         let error = Manifest::parse(text, "x/wow-plugin.toml").unwrap_err().to_string();
         assert!(error.contains("0.2.0"), "{error}");
         assert!(error.contains(WIT_VERSION), "{error}");
+    }
+
+    #[test]
+    fn manifest_reads_capabilities_and_limits() {
+        let text = "name = \"judge\"\nversion = \"1.2.0\"\nkind = \"elicitor\"\nwit = \"0.1.0\"\n\
+                    capabilities = [\"generate\", \"embed\"]\n[limits]\nfuel = 1000\n";
+        let manifest = Manifest::parse(text, "judge/wow-plugin.toml").unwrap();
+        assert_eq!(manifest.version.as_deref(), Some("1.2.0"));
+        assert!(manifest.grants(Capability::Generate));
+        assert!(manifest.grants(Capability::Embed));
+        assert!(manifest.grants(Capability::Log));
+        assert!(!manifest.grants(Capability::Logprobs));
+        assert_eq!(manifest.limits.fuel, Some(1000));
+        assert_eq!(manifest.limits.memory_bytes, None);
+    }
+
+    #[test]
+    fn manifest_rejects_unknown_capability() {
+        let text = "name = \"x\"\nkind = \"task\"\nwit = \"0.1.0\"\ncapabilities = [\"network\"]\n";
+        let error = Manifest::parse(text, "x/wow-plugin.toml").unwrap_err().to_string();
+        assert!(error.contains("network"), "{error}");
+    }
+
+    #[test]
+    fn manifest_rejects_path_like_name() {
+        let text = "name = \"../x\"\nkind = \"task\"\nwit = \"0.1.0\"\n";
+        let error = Manifest::parse(text, "x/wow-plugin.toml").unwrap_err().to_string();
+        assert!(error.contains("../x"), "{error}");
     }
 
     #[test]

@@ -8,16 +8,21 @@
 //! the other items carry on.
 
 mod bindings;
+pub mod bundle;
+pub mod conformance;
 mod error;
 mod host_api;
+pub mod imports;
 mod manifest;
 mod registry;
 mod sandbox;
+pub mod scaffold;
+pub mod validate;
 mod wrappers;
 
 pub use bindings::types::{Candidate, Grade, ItemError, Judgement, Preference, Question};
 pub use error::{FailureKind, PluginError};
-pub use manifest::{MANIFEST_FILE, Manifest, PluginKind, WIT_VERSION};
+pub use manifest::{Capability, LimitOverrides, MANIFEST_FILE, Manifest, PluginKind, WIT_VERSION};
 pub use registry::{PluginRegistry, PluginSource};
-pub use sandbox::{Limits, Sandbox, SharedModel};
+pub use sandbox::{CallStats, Limits, Sandbox, SharedModel};
 pub use wrappers::{ElicitorPlugin, ScorerPlugin, TaskPlugin};

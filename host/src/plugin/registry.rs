@@ -1,10 +1,12 @@
-//! Finding plugins: the built-ins embedded at build time and bundle folders.
+//! Finding plugins: the built-ins embedded at build time, bundle folders
+//! and bundle archives.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::bundle::{self, ArchiveFormat, Bundle};
 use super::error::PluginError;
 use super::manifest::{MANIFEST_FILE, Manifest, PluginKind};
 use super::sandbox::Sandbox;
@@ -19,7 +21,7 @@ mod builtin {
 pub enum PluginSource {
     /// Compiled into the `wow` binary.
     Builtin,
-    /// A bundle folder: `wow-plugin.toml` beside the component.
+    /// A bundle folder (`wow-plugin.toml` beside the component) or archive.
     Bundle(PathBuf),
 }
 
@@ -31,7 +33,7 @@ struct Entry {
 
 enum Component {
     Embedded(&'static [u8]),
-    File(PathBuf),
+    Loaded(Arc<[u8]>),
 }
 
 /// The plugins a run can use, by name. Bundles added later replace
@@ -58,54 +60,88 @@ impl PluginRegistry {
     /// built-ins and the test plugins are embedded.
     pub fn add_embedded(&mut self, manifest: &str, component: &'static [u8]) -> Result<(), PluginError> {
         let manifest = Manifest::parse(manifest, "embedded plugin")?;
-        let entry = Entry {
+        self.insert(Entry {
             manifest: Arc::new(manifest),
             source: PluginSource::Builtin,
             component: Component::Embedded(component),
-        };
-        self.entries.insert(entry.manifest.name.clone(), entry);
+        });
         Ok(())
     }
 
+    /// Adds the bundles at `path`: a bundle archive, a bundle folder, or a
+    /// folder whose sub-folders and archives are bundles. Returns how many
+    /// were added.
+    pub fn add_path(&mut self, path: &Path) -> Result<usize, PluginError> {
+        if path.is_file() {
+            self.add_archive(path)?;
+            return Ok(1);
+        }
+        self.add_dir(path)
+    }
+
     /// Adds every bundle in `dir`: the folder itself when it contains a
-    /// manifest, else each sub-folder that does.
+    /// manifest, else each sub-folder that does and each bundle archive.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize, PluginError> {
         if dir.join(MANIFEST_FILE).is_file() {
-            self.add_bundle(dir)?;
+            self.add_bundle_dir(dir)?;
             return Ok(1);
         }
 
         let entries = fs::read_dir(dir).map_err(|source| io_error(dir, source))?;
+        let mut paths = entries
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| io_error(dir, source))?;
+        paths.sort();
+
         let mut added = 0;
-        for entry in entries {
-            let path = entry.map_err(|source| io_error(dir, source))?.path();
+        for path in paths {
             if path.join(MANIFEST_FILE).is_file() {
-                self.add_bundle(&path)?;
+                self.add_bundle_dir(&path)?;
+                added += 1;
+            } else if path.is_file() && ArchiveFormat::of(&path).is_some() {
+                self.add_archive(&path)?;
                 added += 1;
             }
         }
         Ok(added)
     }
 
-    fn add_bundle(&mut self, dir: &Path) -> Result<(), PluginError> {
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let text = fs::read_to_string(&manifest_path).map_err(|source| io_error(&manifest_path, source))?;
-        let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
-        let component = manifest.component_path(dir);
-        if !component.is_file() {
-            return Err(PluginError::Manifest {
-                origin: manifest_path.display().to_string(),
-                message: format!("component {} not found", component.display()),
-            });
-        }
+    /// Adds a bundle archive (`.tar.gz`, `.tgz` or `.zip`).
+    pub fn add_archive(&mut self, path: &Path) -> Result<(), PluginError> {
+        let Bundle {
+            manifest, component, ..
+        } = bundle::read_archive(path)?;
+        self.insert(Entry {
+            manifest: Arc::new(manifest),
+            source: PluginSource::Bundle(path.to_path_buf()),
+            component: Component::Loaded(component.into()),
+        });
+        Ok(())
+    }
 
-        let entry = Entry {
+    fn add_bundle_dir(&mut self, dir: &Path) -> Result<(), PluginError> {
+        let Bundle {
+            manifest, component, ..
+        } = bundle::read_dir(dir)?;
+        self.insert(Entry {
             manifest: Arc::new(manifest),
             source: PluginSource::Bundle(dir.to_path_buf()),
-            component: Component::File(component),
-        };
-        self.entries.insert(entry.manifest.name.clone(), entry);
+            component: Component::Loaded(component.into()),
+        });
         Ok(())
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        if let Some(previous) = self.entries.get(&entry.manifest.name) {
+            tracing::debug!(
+                plugin = %entry.manifest.name,
+                "{:?} replaces the plugin of the same name from {:?}",
+                entry.source,
+                previous.source
+            );
+        }
+        self.entries.insert(entry.manifest.name.clone(), entry);
     }
 
     /// Lists the known plugins in name order.
@@ -117,6 +153,11 @@ impl PluginRegistry {
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
         &self.sandbox
+    }
+
+    /// Returns the manifest of the plugin `name`.
+    pub fn manifest(&self, name: &str) -> Option<&Manifest> {
+        self.entries.get(name).map(|entry| entry.manifest.as_ref())
     }
 
     pub fn task(&self, name: &str) -> Result<TaskPlugin, PluginError> {
@@ -149,7 +190,7 @@ impl PluginRegistry {
 
         let bytes = match &entry.component {
             Component::Embedded(bytes) => bytes.to_vec(),
-            Component::File(path) => fs::read(path).map_err(|source| io_error(path, source))?,
+            Component::Loaded(bytes) => bytes.to_vec(),
         };
         Ok((entry.manifest.clone(), bytes))
     }

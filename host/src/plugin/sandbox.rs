@@ -1,5 +1,7 @@
 //! The wasmtime engine, per-call stores and the limits every call runs under.
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,6 +14,8 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 
 use super::bindings::task::TaskPlugin;
 use super::error::{FailureKind, PluginError};
+use super::imports::check_imports;
+use super::manifest::{LimitOverrides, Manifest};
 use crate::model::ChatModel;
 
 /// The model plugins reach through the `generate` and `logprobs` imports.
@@ -36,6 +40,10 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Log lines a call may emit before the rest are dropped.
     pub max_log_lines: u32,
+    /// Consecutive failed calls (traps, exhausted limits, invalid output)
+    /// after which a plugin is disabled for the rest of the run; 0 never
+    /// disables it. Errors a plugin returns on purpose do not count.
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for Limits {
@@ -45,8 +53,46 @@ impl Default for Limits {
             timeout_secs: 60.0,
             memory_bytes: 512 * 1024 * 1024,
             max_log_lines: 200,
+            max_consecutive_failures: 5,
         }
     }
+}
+
+impl Limits {
+    /// Returns these limits lowered by `overrides`. An override above the
+    /// current limit keeps the current one and is returned as a message.
+    pub fn lowered(&self, overrides: &LimitOverrides) -> (Limits, Vec<String>) {
+        let mut limits = self.clone();
+        let mut ignored = Vec::new();
+        if let Some(fuel) = overrides.fuel {
+            lower(&mut limits.fuel, fuel, "fuel", &mut ignored);
+        }
+        if let Some(seconds) = overrides.timeout_secs {
+            lower(&mut limits.timeout_secs, seconds, "timeout_secs", &mut ignored);
+        }
+        if let Some(bytes) = overrides.memory_bytes {
+            lower(&mut limits.memory_bytes, bytes, "memory_bytes", &mut ignored);
+        }
+        (limits, ignored)
+    }
+}
+
+fn lower<T: PartialOrd + Copy + std::fmt::Display>(limit: &mut T, requested: T, name: &str, ignored: &mut Vec<String>) {
+    if requested <= *limit {
+        *limit = requested;
+    } else {
+        ignored.push(format!(
+            "{name} = {requested} is above the host limit {limit}; keeping {limit}",
+            limit = *limit
+        ));
+    }
+}
+
+/// Number and guest-plus-host time of one plugin's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallStats {
+    pub calls: u64,
+    pub time: Duration,
 }
 
 /// Per-store state: the WASI context (which grants nothing), the memory cap,
@@ -148,12 +194,42 @@ impl HostMonotonicClock for FrozenMonotonicClock {
     }
 }
 
+/// SplitMix64 from a fixed seed, the source of `wasi:random`: plugins that
+/// use a `HashMap` get the same hash keys in every call.
+struct FixedSeedRandom(u64);
+
+impl rand_core::TryRng for FixedSeedRandom {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok((self.try_next_u64()? >> 32) as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
 /// Compiles plugin components and runs their calls under [`Limits`].
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: Limits,
+    plugin_limits: BTreeMap<String, LimitOverrides>,
     model: Option<SharedModel>,
+    stats: Mutex<BTreeMap<String, CallStats>>,
 }
 
 impl Sandbox {
@@ -173,8 +249,17 @@ impl Sandbox {
             engine,
             linker,
             limits,
+            plugin_limits: BTreeMap::new(),
             model: None,
+            stats: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Sets per-plugin limits, by plugin name, that lower the host limits
+    /// for that plugin.
+    pub fn with_plugin_limits(mut self, plugin_limits: BTreeMap<String, LimitOverrides>) -> Self {
+        self.plugin_limits = plugin_limits;
+        self
     }
 
     /// Makes `model` available to plugins through `generate` and `logprobs`.
@@ -183,42 +268,99 @@ impl Sandbox {
         self
     }
 
+    /// Returns the host limits, the maximum for every plugin.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// Compiles a component and resolves its imports against the host.
-    pub(super) fn prepare(&self, plugin: &str, bytes: &[u8]) -> Result<InstancePre<PluginState>, PluginError> {
+    /// Returns the limits of one plugin: the host limits lowered by its
+    /// manifest's `[limits]`, then by the user's limits for that plugin.
+    pub fn limits_for(&self, manifest: &Manifest) -> Limits {
+        let (limits, ignored) = self.limits.lowered(&manifest.limits);
+        for message in ignored {
+            tracing::warn!(plugin = %manifest.name, "manifest limit ignored: {message}");
+        }
+        let Some(user) = self.plugin_limits.get(&manifest.name) else {
+            return limits;
+        };
+        let (limits, ignored) = limits.lowered(user);
+        for message in ignored {
+            tracing::warn!(plugin = %manifest.name, "plugin limit ignored: {message}");
+        }
+        limits
+    }
+
+    /// Returns the number and time of the calls made so far, by plugin.
+    pub fn call_stats(&self) -> BTreeMap<String, CallStats> {
+        self.stats.lock().map(|stats| stats.clone()).unwrap_or_default()
+    }
+
+    /// Compiles a component, checks its imports against the import policy
+    /// and the manifest's capabilities, and resolves them against the host.
+    pub(super) fn prepare(&self, manifest: &Manifest, bytes: &[u8]) -> Result<InstancePre<PluginState>, PluginError> {
+        let plugin = &manifest.name;
         let component = Component::new(&self.engine, bytes).map_err(|e| load_error(plugin, e))?;
+        check_imports(&self.engine, &component, manifest)?;
         self.linker
             .instantiate_pre(&component)
             .map_err(|e| load_error(plugin, e))
     }
 
-    /// Runs one plugin call in a fresh store and classifies any failure.
+    /// Returns the wasmtime engine plugins are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs one plugin call in a fresh store under `limits` and classifies
+    /// any failure.
     pub(super) fn call<R>(
         &self,
         plugin: &str,
+        limits: &Limits,
+        call: &'static str,
+        item: &str,
+        run: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let started = Instant::now();
+        let result = self.call_in_store(plugin, limits, call, item, run);
+        self.record(plugin, started.elapsed());
+        result
+    }
+
+    fn call_in_store<R>(
+        &self,
+        plugin: &str,
+        limits: &Limits,
         call: &'static str,
         item: &str,
         run: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let mut store = self
-            .new_store(plugin)
+            .new_store(plugin, limits)
             .map_err(|e| call_error(plugin, call, item, trap(e, String::new())))?;
         match run(&mut store) {
             Ok(value) => Ok(value),
-            Err(error) => Err(call_error(plugin, call, item, self.classify(&store, error))),
+            Err(error) => Err(call_error(plugin, call, item, classify(limits, &store, error))),
         }
     }
 
-    fn new_store(&self, plugin: &str) -> wasmtime::Result<Store<PluginState>> {
+    fn record(&self, plugin: &str, elapsed: Duration) {
+        if let Ok(mut stats) = self.stats.lock() {
+            let entry = stats.entry(plugin.to_string()).or_default();
+            entry.calls += 1;
+            entry.time += elapsed;
+        }
+    }
+
+    fn new_store(&self, plugin: &str, limits: &Limits) -> wasmtime::Result<Store<PluginState>> {
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stdout(stderr.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenWallClock)
             .monotonic_clock(FrozenMonotonicClock)
+            .secure_random(FixedSeedRandom(0))
+            .insecure_random(FixedSeedRandom(1))
             .insecure_random_seed(0)
             .allow_tcp(false)
             .allow_udp(false)
@@ -226,16 +368,16 @@ impl Sandbox {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
 
-        let limit = Duration::from_secs_f64(self.limits.timeout_secs);
+        let limit = Duration::from_secs_f64(limits.timeout_secs);
         let state = PluginState {
             plugin: plugin.into(),
             model: self.model.clone(),
             log_lines: 0,
-            max_log_lines: self.limits.max_log_lines,
+            max_log_lines: limits.max_log_lines,
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap {
-                max_bytes: self.limits.memory_bytes as usize,
+                max_bytes: limits.memory_bytes as usize,
                 exceeded: false,
             },
             clock: GuestClock {
@@ -248,7 +390,7 @@ impl Sandbox {
 
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
-        store.set_fuel(self.limits.fuel)?;
+        store.set_fuel(limits.fuel)?;
         store.set_epoch_deadline(ticks(limit));
         store.epoch_deadline_callback(|context| {
             let clock = &context.data().clock;
@@ -260,24 +402,24 @@ impl Sandbox {
         });
         Ok(store)
     }
+}
 
-    fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> FailureKind {
-        let state = store.data();
-        if error.downcast_ref::<DeadlineExceeded>().is_some() {
-            return FailureKind::Timeout {
-                seconds: self.limits.timeout_secs,
-            };
-        }
-        if state.memory.exceeded {
-            return FailureKind::MemoryLimit {
-                bytes: self.limits.memory_bytes,
-            };
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => FailureKind::OutOfFuel { fuel: self.limits.fuel },
-            Some(Trap::StackOverflow) => FailureKind::StackOverflow,
-            _ => trap(error, captured_output(&state.stderr)),
-        }
+fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmtime::Error) -> FailureKind {
+    let state = store.data();
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        return FailureKind::Timeout {
+            seconds: limits.timeout_secs,
+        };
+    }
+    if state.memory.exceeded {
+        return FailureKind::MemoryLimit {
+            bytes: limits.memory_bytes,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => FailureKind::OutOfFuel { fuel: limits.fuel },
+        Some(Trap::StackOverflow) => FailureKind::StackOverflow,
+        _ => trap(error, captured_output(&state.stderr)),
     }
 }
 

@@ -1,109 +1,238 @@
 //! Typed handles for each plugin kind. Every method runs one call in a fresh
 //! instance and validates what the guest returns.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Store;
 
 use super::bindings::types::{Candidate, Grade, ItemError, Judgement, Question};
 use super::bindings::{elicitor, scorer, task};
 use super::error::{FailureKind, PluginError};
 use super::manifest::Manifest;
-use super::sandbox::{Sandbox, call_error};
+use super::sandbox::{Limits, PluginState, Sandbox, call_error};
+use super::validate;
 use crate::model;
+
+/// State shared by every handle of one plugin: its manifest, the sandbox,
+/// its limits and its count of consecutive failures.
+#[derive(Clone)]
+struct Calls {
+    manifest: Arc<Manifest>,
+    sandbox: Arc<Sandbox>,
+    limits: Limits,
+    health: Arc<Health>,
+}
+
+/// Consecutive failed calls of one plugin; at the limit the plugin is
+/// disabled and `disabled` keeps the last failure.
+#[derive(Default)]
+struct Health {
+    consecutive_failures: AtomicU32,
+    disabled: Mutex<Option<String>>,
+}
+
+impl Calls {
+    fn new(manifest: Arc<Manifest>, sandbox: Arc<Sandbox>) -> Self {
+        let limits = sandbox.limits_for(&manifest);
+        Self {
+            manifest,
+            sandbox,
+            limits,
+            health: Arc::default(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Runs one call in a fresh store, then `check` on its result, and
+    /// keeps count of consecutive failures.
+    fn run<R, T>(
+        &self,
+        call: &'static str,
+        item: &str,
+        invoke: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+        check: impl FnOnce(R) -> Result<T, FailureKind>,
+    ) -> Result<T, PluginError> {
+        self.check_enabled()?;
+        let result = self
+            .sandbox
+            .call(self.name(), &self.limits, call, item, invoke)
+            .and_then(|value| check(value).map_err(|kind| self.failure(call, item, kind)));
+        self.observe(&result);
+        result
+    }
+
+    fn check_enabled(&self) -> Result<(), PluginError> {
+        let disabled = self.health.disabled.lock().map(|d| d.clone()).unwrap_or_default();
+        match disabled {
+            Some(last) => Err(PluginError::Disabled {
+                plugin: self.name().to_string(),
+                failures: self.limits.max_consecutive_failures,
+                last,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a faulty call and disables the plugin at the limit; any other
+    /// outcome resets the count.
+    fn observe<T>(&self, result: &Result<T, PluginError>) {
+        let fault = match result {
+            Err(error) => error.failure().is_some_and(FailureKind::is_fault),
+            Ok(_) => false,
+        };
+        if !fault {
+            self.health.consecutive_failures.store(0, Ordering::Relaxed);
+            return;
+        }
+
+        let failures = self.health.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let max = self.limits.max_consecutive_failures;
+        if max == 0 || failures < max {
+            return;
+        }
+        let Ok(mut disabled) = self.health.disabled.lock() else {
+            return;
+        };
+        if disabled.is_none() {
+            let last = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+            tracing::error!(
+                plugin = %self.name(),
+                "plugin disabled for the rest of this run after {failures} consecutive failed calls; \
+                 its remaining items fail without running it. Last failure: {last}"
+            );
+            *disabled = Some(last);
+        }
+    }
+
+    fn failure(&self, call: &'static str, item: &str, kind: FailureKind) -> PluginError {
+        call_error(self.name(), call, item, kind)
+    }
+}
+
+/// Turns a guest's error value into a failure, cutting long messages.
+fn guest_error(message: String) -> FailureKind {
+    FailureKind::Guest(validate::truncate(message, validate::MAX_ERROR_BYTES))
+}
 
 /// Task plugin: parses datasets, builds prompts, extracts and grades answers.
 #[derive(Clone)]
 pub struct TaskPlugin {
-    manifest: Arc<Manifest>,
-    sandbox: Arc<Sandbox>,
-    pre: task::TaskPluginPre<super::sandbox::PluginState>,
+    calls: Calls,
+    pre: task::TaskPluginPre<PluginState>,
 }
 
 impl TaskPlugin {
     pub(super) fn new(manifest: Arc<Manifest>, sandbox: Arc<Sandbox>, bytes: &[u8]) -> Result<Self, PluginError> {
-        let instance = sandbox.prepare(&manifest.name, bytes)?;
+        let instance = sandbox.prepare(&manifest, bytes)?;
         let pre = task::TaskPluginPre::new(instance).map_err(|e| export_error(&manifest, e))?;
-        Ok(Self { manifest, sandbox, pre })
+        let calls = Calls::new(manifest, sandbox);
+        Ok(Self { calls, pre })
     }
 
     pub fn name(&self) -> &str {
-        &self.manifest.name
+        self.calls.name()
     }
 
-    /// Parses a dataset file. Rows with duplicate ids become item errors.
+    /// Returns the limits every call of this plugin runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.calls.limits
+    }
+
+    /// Parses a dataset file. Invalid questions and rows with duplicate ids
+    /// become item errors.
     pub fn load(&self, dataset: &[u8], file: &str) -> Result<Vec<Result<Question, ItemError>>, PluginError> {
-        let rows = self.run("load", file, |store, plugin| {
-            plugin.wow_plugin_task().call_load(store, dataset)
-        })?;
-        let rows = rows.map_err(|message| self.failure("load", file, FailureKind::Guest(message)))?;
-        Ok(reject_duplicate_ids(rows))
+        self.run(
+            "load",
+            file,
+            |store, plugin| plugin.wow_plugin_task().call_load(store, dataset),
+            |rows| rows.map(validate::dataset_rows).map_err(guest_error),
+        )
     }
 
     /// Builds the chat prompt of the sample drawn with `seed`.
     pub fn prompt(&self, question: &Question, seed: u64) -> Result<Vec<model::Message>, PluginError> {
-        let messages = self.run("prompt", &question.id, |store, plugin| {
-            plugin.wow_plugin_task().call_prompt(store, question, seed)
-        })?;
-        if messages.is_empty() {
-            let kind = FailureKind::InvalidOutput("the prompt has no messages".into());
-            return Err(self.failure("prompt", &question.id, kind));
-        }
-        Ok(messages.into_iter().map(model::Message::from).collect())
+        self.run(
+            "prompt",
+            &question.id,
+            |store, plugin| plugin.wow_plugin_task().call_prompt(store, question, seed),
+            |messages| {
+                validate::prompt(&messages).map_err(FailureKind::InvalidOutput)?;
+                Ok(messages.into_iter().map(model::Message::from).collect())
+            },
+        )
     }
 
+    /// Extracts the canonical answer of a response, at most
+    /// [`validate::MAX_ANSWER_BYTES`] long.
     pub fn extract(&self, question: &Question, seed: u64, response: &str) -> Result<Option<String>, PluginError> {
-        self.run("extract", &question.id, |store, plugin| {
-            plugin.wow_plugin_task().call_extract(store, question, seed, response)
-        })
+        self.run(
+            "extract",
+            &question.id,
+            |store, plugin| plugin.wow_plugin_task().call_extract(store, question, seed, response),
+            |answer| {
+                if let Some(answer) = &answer {
+                    validate::answer(answer).map_err(FailureKind::InvalidOutput)?;
+                }
+                Ok(answer)
+            },
+        )
     }
 
     /// Grades a canonical answer; the correctness must be finite and in [0, 1].
     pub fn grade(&self, question: &Question, answer: &str) -> Result<Grade, PluginError> {
-        let grade = self.run("grade", &question.id, |store, plugin| {
-            plugin.wow_plugin_task().call_grade(store, question, answer)
-        })?;
-        let grade = grade.map_err(|message| self.failure("grade", &question.id, FailureKind::Guest(message)))?;
-        if !(grade.correctness.is_finite() && (0.0..=1.0).contains(&grade.correctness)) {
-            let kind = FailureKind::InvalidOutput(format!("correctness {} is not in [0, 1]", grade.correctness));
-            return Err(self.failure("grade", &question.id, kind));
-        }
-        Ok(grade)
+        self.run(
+            "grade",
+            &question.id,
+            |store, plugin| plugin.wow_plugin_task().call_grade(store, question, answer),
+            |grade| {
+                let grade = grade.map_err(guest_error)?;
+                validate::unit_interval("correctness", grade.correctness).map_err(FailureKind::InvalidOutput)?;
+                Ok(grade)
+            },
+        )
     }
 
-    fn run<R>(
+    fn run<R, T>(
         &self,
         call: &'static str,
         item: &str,
-        f: impl FnOnce(&mut wasmtime::Store<super::sandbox::PluginState>, &task::TaskPlugin) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
-        self.sandbox.call(&self.manifest.name, call, item, |store| {
+        invoke: impl FnOnce(&mut Store<PluginState>, &task::TaskPlugin) -> wasmtime::Result<R>,
+        check: impl FnOnce(R) -> Result<T, FailureKind>,
+    ) -> Result<T, PluginError> {
+        let instantiate = |store: &mut Store<PluginState>| {
             let plugin = self.pre.instantiate(&mut *store)?;
-            f(store, &plugin)
-        })
-    }
-
-    fn failure(&self, call: &'static str, item: &str, kind: FailureKind) -> PluginError {
-        call_error(&self.manifest.name, call, item, kind)
+            invoke(store, &plugin)
+        };
+        self.calls.run(call, item, instantiate, check)
     }
 }
 
 /// Elicitor plugin: orders the responses to one question.
 #[derive(Clone)]
 pub struct ElicitorPlugin {
-    manifest: Arc<Manifest>,
-    sandbox: Arc<Sandbox>,
-    pre: elicitor::ElicitorPluginPre<super::sandbox::PluginState>,
+    calls: Calls,
+    pre: elicitor::ElicitorPluginPre<PluginState>,
 }
 
 impl ElicitorPlugin {
     pub(super) fn new(manifest: Arc<Manifest>, sandbox: Arc<Sandbox>, bytes: &[u8]) -> Result<Self, PluginError> {
-        let instance = sandbox.prepare(&manifest.name, bytes)?;
+        let instance = sandbox.prepare(&manifest, bytes)?;
         let pre = elicitor::ElicitorPluginPre::new(instance).map_err(|e| export_error(&manifest, e))?;
-        Ok(Self { manifest, sandbox, pre })
+        let calls = Calls::new(manifest, sandbox);
+        Ok(Self { calls, pre })
     }
 
     pub fn name(&self) -> &str {
-        &self.manifest.name
+        self.calls.name()
+    }
+
+    /// Returns the limits every call of this plugin runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.calls.limits
     }
 
     /// Judges the candidates of one question and checks the judgement's shape.
@@ -113,95 +242,53 @@ impl ElicitorPlugin {
         candidates: &[Candidate],
         pairs: &[(u32, u32)],
     ) -> Result<Judgement, PluginError> {
-        let name = &self.manifest.name;
-        let judgement = self.sandbox.call(name, "elicit", &question.id, |store| {
+        let invoke = |store: &mut Store<PluginState>| {
             let plugin = self.pre.instantiate(&mut *store)?;
             plugin
                 .wow_plugin_elicitor()
                 .call_elicit(store, question, candidates, pairs)
-        })?;
-        let judgement =
-            judgement.map_err(|message| call_error(name, "elicit", &question.id, FailureKind::Guest(message)))?;
-        validate_judgement(&judgement, candidates.len())
-            .map_err(|message| call_error(name, "elicit", &question.id, FailureKind::InvalidOutput(message)))?;
-        Ok(judgement)
+        };
+        let check = |judgement: Result<Judgement, String>| {
+            let judgement = judgement.map_err(guest_error)?;
+            validate::judgement(&judgement, candidates.len()).map_err(FailureKind::InvalidOutput)?;
+            Ok(judgement)
+        };
+        self.calls.run("elicit", &question.id, invoke, check)
     }
 }
 
 /// Scorer plugin: proxy correctness for tasks that delegate it.
 #[derive(Clone)]
 pub struct ScorerPlugin {
-    manifest: Arc<Manifest>,
-    sandbox: Arc<Sandbox>,
-    pre: scorer::ScorerPluginPre<super::sandbox::PluginState>,
+    calls: Calls,
+    pre: scorer::ScorerPluginPre<PluginState>,
 }
 
 impl ScorerPlugin {
     pub(super) fn new(manifest: Arc<Manifest>, sandbox: Arc<Sandbox>, bytes: &[u8]) -> Result<Self, PluginError> {
-        let instance = sandbox.prepare(&manifest.name, bytes)?;
+        let instance = sandbox.prepare(&manifest, bytes)?;
         let pre = scorer::ScorerPluginPre::new(instance).map_err(|e| export_error(&manifest, e))?;
-        Ok(Self { manifest, sandbox, pre })
+        let calls = Calls::new(manifest, sandbox);
+        Ok(Self { calls, pre })
     }
 
     pub fn name(&self) -> &str {
-        &self.manifest.name
+        self.calls.name()
     }
 
     /// Scores an answer; the score must be finite and in [0, 1].
     pub fn score(&self, question: &Question, answer: &str) -> Result<f64, PluginError> {
-        let name = &self.manifest.name;
-        let score = self.sandbox.call(name, "score", &question.id, |store| {
+        let invoke = |store: &mut Store<PluginState>| {
             let plugin = self.pre.instantiate(&mut *store)?;
             plugin.wow_plugin_scorer().call_score(store, question, answer)
-        })?;
-        let score = score.map_err(|message| call_error(name, "score", &question.id, FailureKind::Guest(message)))?;
-        if !(score.is_finite() && (0.0..=1.0).contains(&score)) {
-            let kind = FailureKind::InvalidOutput(format!("score {score} is not in [0, 1]"));
-            return Err(call_error(name, "score", &question.id, kind));
-        }
-        Ok(score)
+        };
+        let check = |score: Result<f64, String>| {
+            let score = score.map_err(guest_error)?;
+            validate::unit_interval("score", score).map_err(FailureKind::InvalidOutput)?;
+            Ok(score)
+        };
+        self.calls.run("score", &question.id, invoke, check)
     }
-}
-
-fn validate_judgement(judgement: &Judgement, candidates: usize) -> Result<(), String> {
-    match judgement {
-        Judgement::Scores(scores) => {
-            if scores.len() != candidates {
-                return Err(format!("{} scores for {candidates} candidates", scores.len()));
-            }
-            if let Some(bad) = scores.iter().flatten().find(|s| !s.is_finite()) {
-                return Err(format!("score {bad} is not finite"));
-            }
-        }
-        Judgement::Preferences(preferences) => {
-            for p in preferences {
-                let in_range = (p.chosen as usize) < candidates && (p.rejected as usize) < candidates;
-                if !in_range || p.chosen == p.rejected || !p.strength.is_finite() {
-                    return Err(format!(
-                        "invalid preference {} over {} (strength {}) for {candidates} candidates",
-                        p.chosen, p.rejected, p.strength
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn reject_duplicate_ids(rows: Vec<Result<Question, ItemError>>) -> Vec<Result<Question, ItemError>> {
-    let mut seen = HashSet::new();
-    rows.into_iter()
-        .map(|row| match row {
-            Ok(question) if !seen.insert(question.id.clone()) => Err(ItemError {
-                message: format!(
-                    "duplicate question id `{}`; ids must be unique within a dataset",
-                    question.id
-                ),
-                id: question.id,
-            }),
-            other => other,
-        })
-        .collect()
 }
 
 fn export_error(manifest: &Manifest, error: wasmtime::Error) -> PluginError {

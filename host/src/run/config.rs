@@ -1,11 +1,12 @@
 //! Settings of a run, from defaults, an optional TOML file and CLI flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
-use crate::plugin::Limits;
+use crate::plugin::{LimitOverrides, Limits};
 
 /// Everything that decides what a run samples and elicits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,9 +35,12 @@ pub struct RunConfig {
     pub elicitors: Vec<String>,
     /// Shares of pairs kept by score gap, in percent.
     pub margins: Vec<u32>,
-    /// Folders with plugin bundles, searched after the built-ins.
+    /// Plugin bundles (folders or `.tar.gz` / `.zip` archives) and folders
+    /// of bundles, searched after the built-ins.
     pub plugins: Vec<PathBuf>,
     pub limits: Limits,
+    /// Limits per plugin name that lower `limits` for that plugin.
+    pub plugin_limits: BTreeMap<String, LimitOverrides>,
 }
 
 impl Default for RunConfig {
@@ -57,6 +61,7 @@ impl Default for RunConfig {
             margins: vec![100, 50, 10],
             plugins: Vec::new(),
             limits: Limits::default(),
+            plugin_limits: BTreeMap::new(),
         }
     }
 }

@@ -5,6 +5,9 @@
 //! - contains `alloc`: allocates without bound;
 //! - contains `trap`: panics, which traps the instance;
 //! - contains `recurse`: recurses without bound until the stack overflows;
+//! - contains `nan`: returns a NaN score;
+//! - contains `oversize`: returns a million scores, whatever the number of
+//!   candidates;
 //! - anything else: scores each candidate by its token count.
 //!
 //! The checks run in that order, so `loop-alloc` loops.
@@ -23,6 +26,8 @@ pub enum Behaviour {
     Alloc,
     Trap,
     Recurse,
+    Nan,
+    Oversize,
     Score,
 }
 
@@ -36,6 +41,10 @@ pub fn behaviour(id: &str) -> Behaviour {
         Behaviour::Trap
     } else if id.contains("recurse") {
         Behaviour::Recurse
+    } else if id.contains("nan") {
+        Behaviour::Nan
+    } else if id.contains("oversize") {
+        Behaviour::Oversize
     } else {
         Behaviour::Score
     }
@@ -78,6 +87,8 @@ impl Elicitor for Hostile {
             Behaviour::Alloc => allocate_forever(),
             Behaviour::Trap => panic!("hostile plugin: trap requested by question {}", question.id),
             Behaviour::Recurse => Err(format!("recursion returned {}", recurse(0))),
+            Behaviour::Nan => Ok(Judgement::Scores(vec![Some(f64::NAN); candidates.len()])),
+            Behaviour::Oversize => Ok(Judgement::Scores(vec![Some(1.0); 1_000_000])),
             Behaviour::Score => Ok(Judgement::Scores(
                 candidates.iter().map(|c| Some(f64::from(c.token_count))).collect(),
             )),
@@ -97,6 +108,8 @@ mod tests {
         assert_eq!(behaviour("alloc"), Behaviour::Alloc);
         assert_eq!(behaviour("trap7"), Behaviour::Trap);
         assert_eq!(behaviour("recurse"), Behaviour::Recurse);
+        assert_eq!(behaviour("nan-1"), Behaviour::Nan);
+        assert_eq!(behaviour("oversize-1"), Behaviour::Oversize);
         assert_eq!(behaviour("loop-alloc"), Behaviour::Loop);
         assert_eq!(behaviour("42"), Behaviour::Score);
     }
