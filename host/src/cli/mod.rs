@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 
-use crate::model::{self, ChatModel, LocalModel};
+use crate::model::{self, ChatModel, LazyEmbedder, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, RunConfig, RunDir};
 pub use args::Args;
@@ -98,15 +98,21 @@ fn resolve_config(run_args: &RunArgs) -> anyhow::Result<RunConfig> {
 fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunConfig, RunDir)> {
     let config = resolve_config(run_args)?;
     let run = run::prepare_run_dir(&run_args.out, &config)?;
-    let registry = registry(&config)?;
+    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
+    // Task and scorer plugins reach the run's model when they grade.
+    let registry = registry_with_model(&config, model.clone())?;
     let task = registry.task(&config.task)?;
+    let scorer = config.scorer.as_deref().map(|name| registry.scorer(name)).transpose()?;
 
     let questions = run::load_questions(&task, &config)?;
     run.write_questions(&questions)?;
 
-    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
     let bar = progress::bar("sampling", questions.len());
-    let summary = run::sample(&run, &config, &task, &model, &questions, &bar, stop)?;
+    let graders = run::Graders {
+        task: &task,
+        scorer: scorer.as_ref(),
+    };
+    let summary = run::sample(&run, &config, &graders, &model, &questions, &bar, stop)?;
     bar.finish_and_clear();
 
     tracing::info!(
@@ -178,7 +184,19 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
 }
 
 fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
-    let sandbox = Sandbox::new(config.limits.clone())?;
+    registry_in(config, Sandbox::new(config.limits.clone())?)
+}
+
+/// Returns a registry whose plugins reach `model` and, loaded on first
+/// use, the embedding model.
+fn registry_with_model(config: &RunConfig, model: SharedModel) -> anyhow::Result<PluginRegistry> {
+    let sandbox = Sandbox::new(config.limits.clone())?
+        .with_model(model)
+        .with_embedder(Arc::new(LazyEmbedder::default_model()));
+    registry_in(config, sandbox)
+}
+
+fn registry_in(config: &RunConfig, sandbox: Sandbox) -> anyhow::Result<PluginRegistry> {
     let mut registry = PluginRegistry::new(sandbox)?;
     for dir in &config.plugins {
         registry.add_dir(dir)?;

@@ -12,10 +12,13 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 
 use super::bindings::task::TaskPlugin;
 use super::error::{FailureKind, PluginError};
-use crate::model::ChatModel;
+use crate::model::{ChatModel, LazyEmbedder};
 
 /// The model plugins reach through the `generate` and `logprobs` imports.
 pub type SharedModel = Arc<Mutex<Box<dyn ChatModel>>>;
+
+/// The sentence encoder plugins reach through the `embed` import.
+pub type SharedEmbedder = Arc<LazyEmbedder>;
 
 /// How often the epoch ticker advances; the resolution of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -54,6 +57,7 @@ impl Default for Limits {
 pub struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) model: Option<SharedModel>,
+    pub(super) embedder: Option<SharedEmbedder>,
     pub(super) log_lines: u32,
     pub(super) max_log_lines: u32,
     wasi: WasiCtx,
@@ -154,6 +158,7 @@ pub struct Sandbox {
     linker: Linker<PluginState>,
     limits: Limits,
     model: Option<SharedModel>,
+    embedder: Option<SharedEmbedder>,
 }
 
 impl Sandbox {
@@ -174,12 +179,19 @@ impl Sandbox {
             linker,
             limits,
             model: None,
+            embedder: None,
         })
     }
 
     /// Makes `model` available to plugins through `generate` and `logprobs`.
     pub fn with_model(mut self, model: SharedModel) -> Self {
         self.model = Some(model);
+        self
+    }
+
+    /// Makes `embedder` available to plugins through `embed`.
+    pub fn with_embedder(mut self, embedder: SharedEmbedder) -> Self {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -230,6 +242,7 @@ impl Sandbox {
         let state = PluginState {
             plugin: plugin.into(),
             model: self.model.clone(),
+            embedder: self.embedder.clone(),
             log_lines: 0,
             max_log_lines: self.limits.max_log_lines,
             wasi,

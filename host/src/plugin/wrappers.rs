@@ -70,6 +70,14 @@ impl TaskPlugin {
         Ok(grade)
     }
 
+    /// Returns the statements a wrong answer asserts, for scoring by
+    /// plausibility; empty when the task grades wrong answers itself.
+    pub fn statements(&self, question: &Question, answer: &str) -> Result<Vec<String>, PluginError> {
+        self.run("statements", &question.id, |store, plugin| {
+            plugin.wow_plugin_task().call_statements(store, question, answer)
+        })
+    }
+
     fn run<R>(
         &self,
         call: &'static str,
