@@ -38,6 +38,9 @@ pub enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Build Knowledge Crosswords puzzles.
+    #[command(subcommand)]
+    Kc(super::kc::KcCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod align;
 mod args;
+mod kc;
 mod progress;
 
 use std::path::Path;
@@ -57,6 +58,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugins(PluginsCommand::List { plugins }) => list_plugins(&plugins),
+        Command::Kc(kc_command) => blocking(move || kc::kc_command(&kc_command)).await,
     }
 }
 
