@@ -191,7 +191,8 @@ mod tests {
     use super::*;
 
     const TSV: &str = "head\trelation\ttail\nParis\tcapital of\tFrance\nFrance\tlocated in\tEurope\n\
-                       Lima\tcapital of\tPeru\nPeru\tlocated in\tSouth America\nPeru\tshares border with\tChile\n";
+                       Lima\tcapital of\tPeru\nPeru\tlocated in\tSouth America\nPeru\tshares border with\tChile\n\
+                       Chile\tshares border with\tPeru\n";
 
     #[test]
     fn kinds_follow_shared_roles() {
