@@ -11,6 +11,9 @@ pub type EntityId = usize;
 /// Index of a relation in [`KnowledgeGraph::relations`].
 pub type RelationId = usize;
 
+/// Entities that must play two roles before the roles count as one kind.
+pub const MIN_SHARED_ENTITIES: usize = 3;
+
 /// One triple, as ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Edge {
@@ -121,11 +124,32 @@ impl KnowledgeGraph {
     }
 
     /// Groups entities into kinds with a union-find over roles: each role
-    /// (relation, head or tail) starts alone, and the roles of one entity
-    /// are merged, so countries (head of `located in`, tail of `capital
-    /// of`) form one kind and cities another.
+    /// (relation, head or tail) starts alone, and two roles merge when at
+    /// least [`MIN_SHARED_ENTITIES`] entities play both, so countries (head
+    /// of `located in`, tail of `capital of`) form one kind and cities
+    /// another, even when one name plays both parts. An entity takes the
+    /// kind of its most common role.
     fn assign_kinds(&mut self) {
-        let mut parent: Vec<usize> = (0..self.relations.len() * 2).collect();
+        let entity_roles: Vec<BTreeSet<usize>> = (0..self.entities.len())
+            .map(|entity| {
+                self.incident[entity]
+                    .iter()
+                    .map(|e| e.relation * 2 + usize::from(e.tail == entity))
+                    .collect()
+            })
+            .collect();
+        let mut role_counts = vec![0usize; self.relations.len() * 2];
+        let mut pair_counts: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        for roles in &entity_roles {
+            for &a in roles {
+                role_counts[a] += 1;
+                for &b in roles.range(a + 1..) {
+                    *pair_counts.entry((a, b)).or_default() += 1;
+                }
+            }
+        }
+
+        let mut parent: Vec<usize> = (0..role_counts.len()).collect();
         fn find(parent: &mut [usize], mut x: usize) -> usize {
             while parent[x] != x {
                 parent[x] = parent[parent[x]];
@@ -133,23 +157,17 @@ impl KnowledgeGraph {
             }
             x
         }
-        let roles = |entity: EntityId, edges: &[Edge]| -> Vec<usize> {
-            edges
-                .iter()
-                .map(|e| e.relation * 2 + usize::from(e.tail == entity))
-                .collect()
-        };
-        for entity in 0..self.entities.len() {
-            let roles = roles(entity, &self.incident[entity]);
-            for pair in roles.windows(2) {
-                let (a, b) = (find(&mut parent, pair[0]), find(&mut parent, pair[1]));
-                parent[a] = b;
+        for (&(a, b), &count) in &pair_counts {
+            if count >= MIN_SHARED_ENTITIES {
+                let (root_a, root_b) = (find(&mut parent, a), find(&mut parent, b));
+                parent[root_a] = root_b;
             }
         }
-        self.kinds = (0..self.entities.len())
-            .map(|entity| {
-                let role = roles(entity, &self.incident[entity][..1])[0];
-                find(&mut parent, role)
+        self.kinds = entity_roles
+            .iter()
+            .map(|roles| {
+                let main_role = *roles.iter().max_by_key(|&&r| role_counts[r]).expect("every entity has an edge");
+                find(&mut parent, main_role)
             })
             .collect();
     }
@@ -190,19 +208,37 @@ impl KnowledgeGraph {
 mod tests {
     use super::*;
 
-    const TSV: &str = "head\trelation\ttail\nParis\tcapital of\tFrance\nFrance\tlocated in\tEurope\n\
-                       Lima\tcapital of\tPeru\nPeru\tlocated in\tSouth America\nPeru\tshares border with\tChile\n\
-                       Chile\tshares border with\tPeru\n";
+    /// Four countries with capitals, regions and mutual borders, plus a
+    /// name that is once a capital and once a country.
+    fn sample_tsv() -> String {
+        let mut tsv = String::from("head\trelation\ttail\n");
+        let countries = ["France", "Peru", "Chile", "Spain"];
+        for (i, country) in countries.iter().enumerate() {
+            let neighbour = countries[(i + 1) % countries.len()];
+            tsv.push_str(&format!("City{i}\tcapital of\t{country}\n{country}\tlocated in\tRegion{}\n", i % 2));
+            tsv.push_str(&format!("{country}\tshares border with\t{neighbour}\n{neighbour}\tshares border with\t{country}\n"));
+        }
+        tsv.push_str("Bridge\tcapital of\tFrance\nBridge\tlocated in\tRegion0\nBridge\tshares border with\tSpain\n");
+        tsv
+    }
 
     #[test]
     fn kinds_follow_shared_roles() {
-        let graph = KnowledgeGraph::parse_tsv(TSV).unwrap();
+        let graph = KnowledgeGraph::parse_tsv(&sample_tsv()).unwrap();
         let id = |name| graph.entity_id(name).unwrap();
         assert_eq!(graph.kind(id("France")), graph.kind(id("Peru")));
-        assert_eq!(graph.kind(id("Chile")), graph.kind(id("Peru")));
-        assert_eq!(graph.kind(id("Paris")), graph.kind(id("Lima")));
-        assert_ne!(graph.kind(id("Paris")), graph.kind(id("France")));
-        assert_ne!(graph.kind(id("Europe")), graph.kind(id("France")));
+        assert_eq!(graph.kind(id("Chile")), graph.kind(id("Spain")));
+        assert_eq!(graph.kind(id("City0")), graph.kind(id("City3")));
+        assert_ne!(graph.kind(id("City0")), graph.kind(id("France")));
+        assert_ne!(graph.kind(id("Region0")), graph.kind(id("France")));
+    }
+
+    #[test]
+    fn one_entity_does_not_merge_kinds() {
+        let graph = KnowledgeGraph::parse_tsv(&sample_tsv()).unwrap();
+        let id = |name| graph.entity_id(name).unwrap();
+        assert_eq!(graph.kind(id("Bridge")), graph.kind(id("France")));
+        assert_ne!(graph.kind(id("City1")), graph.kind(id("Peru")));
     }
 
     #[test]
