@@ -56,8 +56,16 @@ fn distractors_share_the_answer_kind() {
     let graph = graph();
     let (puzzles, _) = kc::build_puzzles(&graph, 20, 3);
     let kind = |name: &str| graph.kind(graph.entity_id(name).unwrap());
-    assert_ne!(kind("Paris"), kind("France"), "cities and countries are different kinds");
-    assert_ne!(kind("EUR"), kind("France"), "currencies and countries are different kinds");
+    assert_ne!(
+        kind("Paris"),
+        kind("France"),
+        "cities and countries are different kinds"
+    );
+    assert_ne!(
+        kind("EUR"),
+        kind("France"),
+        "currencies and countries are different kinds"
+    );
 
     for puzzle in &puzzles {
         for (options, answer) in puzzle.options.iter().zip(&puzzle.answer_all) {

@@ -166,7 +166,10 @@ impl KnowledgeGraph {
         self.kinds = entity_roles
             .iter()
             .map(|roles| {
-                let main_role = *roles.iter().max_by_key(|&&r| role_counts[r]).expect("every entity has an edge");
+                let main_role = *roles
+                    .iter()
+                    .max_by_key(|&&r| role_counts[r])
+                    .expect("every entity has an edge");
                 find(&mut parent, main_role)
             })
             .collect();
@@ -215,8 +218,13 @@ mod tests {
         let countries = ["France", "Peru", "Chile", "Spain"];
         for (i, country) in countries.iter().enumerate() {
             let neighbour = countries[(i + 1) % countries.len()];
-            tsv.push_str(&format!("City{i}\tcapital of\t{country}\n{country}\tlocated in\tRegion{}\n", i % 2));
-            tsv.push_str(&format!("{country}\tshares border with\t{neighbour}\n{neighbour}\tshares border with\t{country}\n"));
+            tsv.push_str(&format!(
+                "City{i}\tcapital of\t{country}\n{country}\tlocated in\tRegion{}\n",
+                i % 2
+            ));
+            tsv.push_str(&format!(
+                "{country}\tshares border with\t{neighbour}\n{neighbour}\tshares border with\t{country}\n"
+            ));
         }
         tsv.push_str("Bridge\tcapital of\tFrance\nBridge\tlocated in\tRegion0\nBridge\tshares border with\tSpain\n");
         tsv
