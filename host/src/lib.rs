@@ -8,6 +8,7 @@
 
 pub mod align;
 pub mod cli;
+pub mod kc;
 pub mod metrics;
 pub mod model;
 pub mod plugin;

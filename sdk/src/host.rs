@@ -1,9 +1,9 @@
-//! Typed access to the functions the host exposes: the evaluator model and
-//! the run log.
+//! Typed access to the functions the host exposes: the evaluator model, the
+//! sentence encoder and the run log.
 //!
 //! Outside WebAssembly (native unit tests of plugin logic) there is no host:
-//! [`generate`] and [`logprobs`] return an error and [`log`] writes to
-//! standard error, so logic that logs stays testable natively.
+//! [`generate`], [`logprobs`] and [`embed`] return an error and [`log`]
+//! writes to standard error, so logic that logs stays testable natively.
 
 use crate::Message;
 use crate::bindings::task_world::wow::plugin::host as wit;
@@ -36,6 +36,18 @@ pub fn logprobs(messages: &[Message], continuation: &str) -> Result<Vec<f32>, St
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = (messages, continuation);
+        Err(NO_HOST.to_owned())
+    }
+}
+
+/// Returns one unit-length sentence embedding per text (all-MiniLM-L6-v2,
+/// 384 dimensions), so the dot product of two is their cosine similarity.
+pub fn embed(texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    #[cfg(target_arch = "wasm32")]
+    return wit::embed(texts);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = texts;
         Err(NO_HOST.to_owned())
     }
 }

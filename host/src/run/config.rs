@@ -31,6 +31,10 @@ pub struct RunConfig {
     pub top_p: f32,
     pub max_tokens: u32,
     pub seed: u64,
+    /// Scorer plugin that grades wrong answers by the plausibility of the
+    /// statements they make, for tasks that return such statements; `None`
+    /// keeps the task's own correctness.
+    pub scorer: Option<String>,
     /// Elicitor plugin names.
     pub elicitors: Vec<String>,
     /// Shares of pairs kept by score gap, in percent.
@@ -57,6 +61,7 @@ impl Default for RunConfig {
             top_p: 1.0,
             max_tokens: 256,
             seed: 0,
+            scorer: None,
             elicitors: vec!["heuristic".into(), "consistency".into(), "logits".into()],
             margins: vec![100, 50, 10],
             plugins: Vec::new(),
@@ -106,6 +111,9 @@ impl RunConfig {
         }
         if self.seed != other.seed {
             differences.push("seed");
+        }
+        if self.scorer != other.scorer {
+            differences.push("scorer");
         }
         differences
     }

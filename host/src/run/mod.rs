@@ -18,7 +18,7 @@ pub use evaluate::{
     ALIGNMENT_JSON, ALIGNMENT_MARKDOWN, AlignmentRow, AlignmentTable, ORIGINAL, evaluate_runs,
     render_alignment_markdown,
 };
-pub use sample::{SampleSummary, load_questions, sample};
+pub use sample::{Graders, SampleSummary, load_questions, sample};
 pub use store::{QUESTIONS_FILE, RESPONSES_FILE, ResponseLog, ResponseRecord, RunDir, read_responses};
 
 use crate::plugin::PluginError;

