@@ -34,6 +34,14 @@ pub enum Command {
     /// Compare runs of the original and aligned models on the same held-out
     /// questions: p_wrong, accuracy and ECE.
     Evaluate(EvaluateArgs),
+    /// Write a Markdown and HTML report with tables and figures over run
+    /// and evaluation folders.
+    Report(super::report::ReportArgs),
+    /// Run every unfinished cell of an experiment file (TOML), then report.
+    Experiment(super::experiment::ExperimentArgs),
+    /// Search hyper-parameters of `wow align` and pick the adapter with the
+    /// lowest validation loss.
+    Grid(super::grid::GridArgs),
     /// Manage local models.
     #[command(subcommand)]
     Model(ModelCommand),

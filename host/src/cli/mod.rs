@@ -2,9 +2,12 @@
 
 mod align;
 mod args;
+mod experiment;
+mod grid;
 mod kc;
 mod plugin;
 mod progress;
+mod report;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,7 @@ use clap::Parser as _;
 
 use crate::model::{self, ChatModel, LazyEmbedder, LocalModel};
 use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
-use crate::run::{self, RunConfig, RunDir};
+use crate::run::{self, Provenance, RunConfig, RunDir};
 pub use args::Args;
 use args::{Command, ElicitArgs, EvaluateArgs, ModelCommand, PluginsCommand, RunArgs, RunCommandArgs};
 
@@ -53,6 +56,11 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Elicit(elicit_args) => blocking(move || elicit_command(&elicit_args)).await,
         Command::Align(align_args) => blocking(move || align::align_command(&align_args, &stop).map(|_| ())).await,
         Command::Evaluate(evaluate_args) => evaluate_command(&evaluate_args),
+        Command::Report(report_args) => blocking(move || report::report_command(&report_args)).await,
+        Command::Experiment(experiment_args) => {
+            blocking(move || experiment::experiment_command(&experiment_args, &stop)).await
+        }
+        Command::Grid(grid_args) => blocking(move || grid::grid_command(&grid_args, &stop)).await,
         Command::Model(ModelCommand::Fetch { cache_dir }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
             let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
@@ -170,7 +178,7 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
     let responses = run::read_responses(run)?;
     let bar = progress::bar("eliciting", questions.len() * elicitors.len());
     let (started, before) = (Instant::now(), registry.sandbox().call_stats());
-    let table = run::elicit(
+    let mut table = run::elicit(
         run,
         &config.task,
         &questions,
@@ -182,6 +190,11 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
     bar.finish_and_clear();
     plugin::log_plugin_time(registry.sandbox(), &before, "eliciting", started.elapsed());
 
+    let provenance = run_provenance(config, &registry)?;
+    run::write_preference_provenance(run, &provenance)?;
+    table.provenance = Some(provenance);
+    run::write_accuracy_table(run, &table, &config.margins)?;
+
     println!("{}", run::render_markdown(&table, &config.margins));
     tracing::info!(
         "wrote {} and preferences/ in {}",
@@ -189,6 +202,45 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
         run.root().display()
     );
     Ok(())
+}
+
+/// Records the build, model, task and elicitor plugins, seed and settings
+/// of a run.
+fn run_provenance(config: &RunConfig, registry: &PluginRegistry) -> anyhow::Result<Provenance> {
+    let plugins = std::iter::once(config.task.as_str()).chain(config.elicitors.iter().map(String::as_str));
+    let mut provenance = Provenance::new(config)
+        .with_plugins(registry, plugins)?
+        .with_seed("sampling", config.seed);
+    if let Some(path) = run::provenance::model_file(config.model.as_deref()) {
+        provenance = provenance.with_model(&path)?;
+    }
+    Ok(provenance)
+}
+
+/// Records the compared runs with their full settings, their sampling
+/// seeds and the model of the original run.
+fn evaluation_provenance(runs: &[(String, std::path::PathBuf)]) -> anyhow::Result<Provenance> {
+    let mut configs = serde_json::Map::new();
+    let mut seeds = Vec::new();
+    for (name, dir) in runs {
+        let config = RunDir::open(dir)?
+            .read_config()?
+            .with_context(|| format!("run {} has no config.json", dir.display()))?;
+        seeds.push((format!("sampling:{name}"), config.seed));
+        configs.insert(name.clone(), serde_json::json!({ "run": dir, "config": config }));
+    }
+
+    let mut provenance = Provenance::new(&configs);
+    let original_model = configs
+        .get(run::ORIGINAL)
+        .and_then(|entry| entry["config"]["model"].as_str().map(std::path::PathBuf::from));
+    if let Some(path) = run::provenance::model_file(original_model.as_deref()) {
+        provenance = provenance.with_model(&path)?;
+    }
+    for (role, seed) in seeds {
+        provenance = provenance.with_seed(&role, seed);
+    }
+    Ok(provenance)
 }
 
 fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
@@ -200,7 +252,8 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
 /// Writes the alignment table of `runs` (the original model first) into
 /// `out` as JSON and Markdown, and prints the Markdown.
 fn write_alignment(out: &Path, runs: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
-    let table = run::evaluate_runs(runs)?;
+    let mut table = run::evaluate_runs(runs)?;
+    table.provenance = Some(evaluation_provenance(runs)?);
     let out = RunDir::create(out)?;
     let json = serde_json::to_string_pretty(&table).context("serialize the alignment table")?;
     let markdown = run::render_alignment_markdown(&table);

@@ -59,10 +59,22 @@ pub fn answer_quality(responses: &[GradedResponse]) -> Option<AnswerQuality> {
     })
 }
 
-/// Returns the ECE: the size-weighted mean over confidence bins of
-/// |accuracy in the bin - mean confidence in the bin|. Bin `i` contains
-/// confidences in [i/10, (i+1)/10), and the last bin also contains 1.0.
-pub fn expected_calibration_error(responses: &[GradedResponse]) -> f64 {
+/// One equal-width confidence bin of a reliability diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    /// Lower edge of the bin; the bin spans [lower, lower + 1/ECE_BINS).
+    pub lower: f64,
+    pub count: usize,
+    /// Mean confidence of the responses in the bin; 0 when it is empty.
+    pub mean_confidence: f64,
+    /// Share of right responses in the bin; 0 when it is empty.
+    pub accuracy: f64,
+}
+
+/// Sorts responses into [`ECE_BINS`] equal-width confidence bins. Bin `i`
+/// contains confidences in [i/10, (i+1)/10), and the last bin also contains
+/// 1.0.
+pub fn reliability_bins(responses: &[GradedResponse]) -> [ReliabilityBin; ECE_BINS] {
     let mut count = [0usize; ECE_BINS];
     let mut confidence_sum = [0.0f64; ECE_BINS];
     let mut correct_sum = [0.0f64; ECE_BINS];
@@ -75,13 +87,25 @@ pub fn expected_calibration_error(responses: &[GradedResponse]) -> f64 {
         correct_sum[bin] += f64::from(u8::from(response.correct));
     }
 
+    std::array::from_fn(|bin| {
+        let n = count[bin].max(1) as f64;
+        ReliabilityBin {
+            lower: bin as f64 / ECE_BINS as f64,
+            count: count[bin],
+            mean_confidence: confidence_sum[bin] / n,
+            accuracy: correct_sum[bin] / n,
+        }
+    })
+}
+
+/// Returns the ECE: the size-weighted mean over the [`reliability_bins`] of
+/// |accuracy in the bin - mean confidence in the bin|.
+pub fn expected_calibration_error(responses: &[GradedResponse]) -> f64 {
     let total = responses.len() as f64;
-    (0..ECE_BINS)
-        .filter(|&bin| count[bin] > 0)
-        .map(|bin| {
-            let n = count[bin] as f64;
-            (n / total) * (correct_sum[bin] / n - confidence_sum[bin] / n).abs()
-        })
+    reliability_bins(responses)
+        .iter()
+        .filter(|bin| bin.count > 0)
+        .map(|bin| (bin.count as f64 / total) * (bin.accuracy - bin.mean_confidence).abs())
         .sum()
 }
 

@@ -175,11 +175,21 @@ impl PluginRegistry {
         ScorerPlugin::new(manifest, self.sandbox.clone(), &bytes)
     }
 
-    fn component(&self, name: &str, expected: PluginKind) -> Result<(Arc<Manifest>, Vec<u8>), PluginError> {
-        let entry = self.entries.get(name).ok_or_else(|| PluginError::NotFound {
+    /// Returns the manifest and component bytes of plugin `name`, of any kind.
+    pub fn component_bytes(&self, name: &str) -> Result<(Arc<Manifest>, Vec<u8>), PluginError> {
+        let entry = self.entry(name)?;
+        self.component(name, entry.manifest.kind)
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, PluginError> {
+        self.entries.get(name).ok_or_else(|| PluginError::NotFound {
             name: name.to_string(),
             available: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
+        })
+    }
+
+    fn component(&self, name: &str, expected: PluginKind) -> Result<(Arc<Manifest>, Vec<u8>), PluginError> {
+        let entry = self.entry(name)?;
         if entry.manifest.kind != expected {
             return Err(PluginError::WrongKind {
                 plugin: name.to_string(),

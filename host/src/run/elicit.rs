@@ -8,6 +8,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use super::provenance::Provenance;
 use super::store::{ResponseRecord, RunDir};
 use crate::metrics::{JudgedPair, MarginResult, Verdict, margin_results, select_margin};
 use crate::model::Message;
@@ -15,6 +16,8 @@ use crate::plugin::{Candidate, ElicitorPlugin, Judgement, Question};
 
 pub const ACCURACY_JSON: &str = "wow_accuracy.json";
 pub const ACCURACY_MARKDOWN: &str = "wow_accuracy.md";
+/// Folder of the preference files, `METHOD-mMARGIN.jsonl`.
+pub const PREFERENCES_DIR: &str = "preferences";
 
 /// WoW accuracy of one elicitation method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +36,8 @@ pub struct AccuracyTable {
     pub task: String,
     pub questions: usize,
     pub methods: Vec<MethodResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// One line of a preference file, in TRL's conversational
@@ -50,8 +55,9 @@ pub struct PreferenceRecord {
     pub gap: f64,
 }
 
-/// Runs every elicitor over the run's responses and writes the accuracy
-/// table, the judged pairs and the preference files.
+/// Runs every elicitor over the run's responses, writes the judged pairs and
+/// the preference files, and returns the accuracy table merged with the
+/// earlier methods of the run; [`write_accuracy_table`] saves it.
 pub fn elicit(
     run: &RunDir,
     task_name: &str,
@@ -80,19 +86,42 @@ pub fn elicit(
 
     write_reference_preferences(run, questions, responses, margins)?;
 
-    let table = merge_with_previous(
+    Ok(merge_with_previous(
         run,
         AccuracyTable {
             task: task_name.to_string(),
             questions: questions.len(),
             methods,
+            provenance: None,
         },
         margins,
-    );
-    let json = serde_json::to_string_pretty(&table).expect("table serializes");
+    ))
+}
+
+/// Writes `wow_accuracy.json` and `wow_accuracy.md`.
+pub fn write_accuracy_table(run: &RunDir, table: &AccuracyTable, margins: &[u32]) -> Result<(), RunError> {
+    let json = serde_json::to_string_pretty(table).expect("table serializes");
     run.write_atomic(ACCURACY_JSON, json.as_bytes())?;
-    run.write_atomic(ACCURACY_MARKDOWN, render_markdown(&table, margins).as_bytes())?;
-    Ok(table)
+    run.write_atomic(ACCURACY_MARKDOWN, render_markdown(table, margins).as_bytes())
+}
+
+/// Writes `preferences/provenance.json`: how the preference sets of this
+/// pass were made, and the sets with their pair counts.
+pub fn write_preference_provenance(run: &RunDir, provenance: &Provenance) -> Result<(), RunError> {
+    let dir = run.path(PREFERENCES_DIR);
+    let mut sets = BTreeMap::new();
+    let entries = std::fs::read_dir(&dir).map_err(|source| RunError::io(&dir, source))?;
+    for entry in entries {
+        let path = entry.map_err(|source| RunError::io(&dir, source))?.path();
+        if path.extension().is_some_and(|extension| extension == "jsonl") {
+            let text = std::fs::read_to_string(&path).map_err(|source| RunError::io(&path, source))?;
+            let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            sets.insert(name, text.lines().filter(|line| !line.trim().is_empty()).count());
+        }
+    }
+    let record = serde_json::json!({ "sets": sets, "provenance": provenance });
+    let text = serde_json::to_string_pretty(&record).expect("provenance serializes");
+    run.write_atomic(&format!("{PREFERENCES_DIR}/provenance.json"), text.as_bytes())
 }
 
 /// Keeps the rows of methods elicited earlier in this run directory (same

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use super::provenance::Provenance;
 use super::store::{RunDir, read_responses};
 use crate::metrics::{AnswerQuality, GradedResponse, answer_quality};
 
@@ -29,6 +30,8 @@ pub struct AlignmentRow {
 pub struct AlignmentTable {
     pub task: String,
     pub rows: Vec<AlignmentRow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// Measures each run and checks that all of them answered the same
@@ -69,6 +72,7 @@ pub fn evaluate_runs(runs: &[(String, PathBuf)]) -> Result<AlignmentTable, RunEr
     Ok(AlignmentTable {
         task: task.unwrap_or_default(),
         rows,
+        provenance: None,
     })
 }
 

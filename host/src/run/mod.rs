@@ -5,6 +5,7 @@
 mod config;
 mod elicit;
 mod evaluate;
+pub mod provenance;
 mod sample;
 mod store;
 
@@ -12,12 +13,14 @@ use std::path::{Path, PathBuf};
 
 pub use config::RunConfig;
 pub use elicit::{
-    ACCURACY_JSON, ACCURACY_MARKDOWN, AccuracyTable, MethodResult, PreferenceRecord, elicit, render_markdown,
+    ACCURACY_JSON, ACCURACY_MARKDOWN, AccuracyTable, MethodResult, PREFERENCES_DIR, PreferenceRecord, elicit,
+    render_markdown, write_accuracy_table, write_preference_provenance,
 };
 pub use evaluate::{
     ALIGNMENT_JSON, ALIGNMENT_MARKDOWN, AlignmentRow, AlignmentTable, ORIGINAL, evaluate_runs,
     render_alignment_markdown,
 };
+pub use provenance::Provenance;
 pub use sample::{Graders, SampleSummary, load_questions, sample};
 pub use store::{QUESTIONS_FILE, RESPONSES_FILE, ResponseLog, ResponseRecord, RunDir, read_responses};
 
