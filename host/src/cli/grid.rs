@@ -7,10 +7,10 @@ use clap::Args as ClapArgs;
 
 use super::experiment::run_wow;
 use super::progress;
-use crate::align::PreferenceLoss;
+use crate::align::{PreferenceLoss, Scheduler};
 use crate::grid::{self, GridError, SearchSpace, Trial, TrialOutcome, TrialTrainer};
 
-/// Learning-rate schedule of `wow align` when no `--lr-scheduler` is passed.
+/// Learning-rate schedule of `wow align` by default.
 const DEFAULT_SCHEDULER: &str = "cosine";
 
 /// Arguments of `wow grid`.
@@ -29,8 +29,8 @@ pub struct GridArgs {
     #[arg(long, value_delimiter = ',', default_value = "5e-5")]
     pub learning_rate: Vec<f64>,
 
-    /// Learning-rate schedules, comma-separated. `cosine` is `wow align`'s
-    /// own schedule; other names are passed on as `--lr-scheduler NAME`.
+    /// Learning-rate schedules, comma-separated: `cosine`, `linear` or
+    /// `constant`, each after the warm-up.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_SCHEDULER)]
     pub scheduler: Vec<String>,
 
@@ -75,11 +75,7 @@ impl TrialTrainer for AlignProcess {
             "--warmup-ratio".into(),
             trial.warmup_ratio.to_string(),
         ];
-        // NOTE: `wow align` has only a cosine schedule here; another name
-        // fails the trial with align's unknown-argument error.
-        if trial.scheduler != DEFAULT_SCHEDULER {
-            args.extend(["--lr-scheduler".into(), trial.scheduler.clone()]);
-        }
+        args.extend(["--scheduler".into(), trial.scheduler.clone()]);
         args.extend(self.extra.iter().cloned());
         run_wow(&args).map_err(|error| GridError::TrialFailed {
             trial: trial.id.clone(),
@@ -94,6 +90,10 @@ pub fn grid_command(args: &GridArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         let name = args.align_args.get(loss + 1).map_or("", String::as_str);
         <PreferenceLoss as clap::ValueEnum>::from_str(name, true)
             .map_err(|_| anyhow::anyhow!("unknown loss {name:?} after --"))?;
+    }
+    for name in &args.scheduler {
+        <Scheduler as clap::ValueEnum>::from_str(name, true)
+            .map_err(|_| anyhow::anyhow!("unknown scheduler {name:?}; use cosine, linear or constant"))?;
     }
     let space = SearchSpace {
         learning_rates: args.learning_rate.clone(),
