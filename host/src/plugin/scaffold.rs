@@ -285,6 +285,12 @@ impl Task for PLUGIN_TYPE {
             correct: answer == right,
         })
     }
+
+    // The task grades wrong answers itself, so it makes no statements for a
+    // plausibility scorer.
+    fn statements(_question: Question, _answer: String) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 wow_sdk::export_task!(PLUGIN_TYPE);

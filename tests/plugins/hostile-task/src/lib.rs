@@ -79,6 +79,10 @@ impl Task for HostileTask {
             correct: false,
         })
     }
+
+    fn statements(_question: Question, _answer: String) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 wow_sdk::export_task!(HostileTask);
