@@ -157,7 +157,7 @@ fn run_align_writes_alignment_table() {
         "--epochs",
         "1",
         "--max-pairs",
-        "3",
+        "2",
         "--gradient-accumulation-steps",
         "1",
     ];
