@@ -115,7 +115,10 @@ pub const MAX_STATEMENTS: usize = 256;
 /// within the text size limit.
 pub fn statements(statements: &[String]) -> Result<(), String> {
     if statements.len() > MAX_STATEMENTS {
-        return Err(format!("{} statements exceed the limit of {MAX_STATEMENTS}", statements.len()));
+        return Err(format!(
+            "{} statements exceed the limit of {MAX_STATEMENTS}",
+            statements.len()
+        ));
     }
     match statements.iter().find(|statement| statement.len() > MAX_TEXT_BYTES) {
         Some(long) => Err(format!("a statement of {} bytes exceeds {MAX_TEXT_BYTES}", long.len())),
