@@ -11,8 +11,9 @@
 //! - `WOW_BENCH_STEPS`: optimizer steps per side (default 6; the first is
 //!   not counted).
 //!
-//! Both sides run 2 pairs a step, LoRA rank 16 on all seven projections, and
-//! use reference log-probabilities computed before the first step. wow runs
+//! Both sides run 2 pairs a step (wow in two accumulated passes of one pair,
+//! TRL in one batch), LoRA rank 16 on all seven projections, and use
+//! reference log-probabilities computed before the first step. wow runs
 //! in this process first, then TRL in a child process, so each peak memory
 //! figure is that of its own process.
 
@@ -78,15 +79,17 @@ fn time_wow_steps(model_path: &Path, data: &Path, steps: usize) -> Result<Vec<f6
     println!("pairs: {} (prompt + chosen tokens: {lengths:?})", pairs.len());
 
     let model = LoraLlama::from_gguf(model_path, LoraConfig::default(), &Device::Cpu)?;
+    // Two passes of one pair each: a single pass over both pairs keeps the
+    // activations of four ~750-token sequences and does not fit in 24 GB.
     let config = TrainConfig {
         epochs: 1,
-        batch_size: PAIRS_PER_STEP,
-        gradient_accumulation_steps: 1,
+        batch_size: 1,
+        gradient_accumulation_steps: PAIRS_PER_STEP,
         ..TrainConfig::default()
     };
     let pairs = &pairs[..(steps * PAIRS_PER_STEP).min(pairs.len())];
     let started = Instant::now();
-    let reference = reference_logprobs(&model, pairs, PAIRS_PER_STEP)?;
+    let reference = reference_logprobs(&model, pairs, 1)?;
     println!(
         "wow: reference log-probs of {} pairs in {:.1} s (not part of a step)",
         pairs.len(),

@@ -11,7 +11,6 @@ printed is JSON with the median step time and the peak resident memory.
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -48,6 +47,17 @@ def load_float_model(gguf_path):
     model.load_state_dict(loaded.state_dict())
     del loaded
     return model, tokenizer
+
+
+def peak_rss_mib():
+    """Returns this process's peak resident memory (VmHWM). getrusage's
+    ru_maxrss would be wrong here: Linux carries the parent's peak across
+    exec into a child it starts."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def main():
@@ -102,7 +112,7 @@ def main():
     result = {
         "median_step_seconds": later_steps[len(later_steps) // 2],
         "step_seconds": timer.seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
     print(json.dumps(result))
 
