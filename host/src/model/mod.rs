@@ -80,6 +80,13 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
+/// Loads the chat model in `path` with the loader its format and
+/// architecture need: a `.gguf` file, or a `.safetensors` file or folder in
+/// the Hugging Face layout.
+pub fn load_chat_model(path: &std::path::Path) -> Result<Box<dyn ChatModel>, ModelError> {
+    Ok(Box::new(LocalModel::load(path)?))
+}
+
 /// A chat model the pipeline samples from and plugins judge with.
 pub trait ChatModel: Send {
     /// Short name recorded in run files.
