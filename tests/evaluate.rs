@@ -1,5 +1,6 @@
 //! `wow evaluate` on hand-written run directories: p_wrong, accuracy and
-//! ECE per model, and runs on different questions rejected.
+//! ECE per model, generalisation columns for a second task, and runs on
+//! different questions rejected.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,8 +16,13 @@ fn cli() -> Command {
 /// Writes a run directory whose responses have the given
 /// (question, correctness, correct, confidence) rows.
 fn write_run(dir: &Path, rows: &[(&str, Option<f64>, bool, f64)]) {
+    write_task_run(dir, "nlgraph-shortest-path", rows);
+}
+
+/// Writes a run directory of `task` like [`write_run`].
+fn write_task_run(dir: &Path, task: &str, rows: &[(&str, Option<f64>, bool, f64)]) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.json"), r#"{"task": "nlgraph-shortest-path"}"#).unwrap();
+    std::fs::write(dir.join("config.json"), json!({ "task": task }).to_string()).unwrap();
     let mut lines = String::new();
     for (sample, (question, correctness, correct, confidence)) in rows.iter().enumerate() {
         let record = json!({
@@ -107,7 +113,44 @@ fn evaluate_rejects_other_questions() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("differs from the first run in its questions"),
+        stderr.contains("answered other nlgraph-shortest-path questions than the first run"),
         "{stderr}"
     );
+}
+
+#[test]
+fn evaluate_adds_transfer_task_columns() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| root.path().join(name);
+    write_run(&dir("path-base"), &[("q1", Some(0.2), false, 0.5)]);
+    write_run(&dir("path-dpo"), &[("q1", Some(0.6), false, 0.5)]);
+    write_task_run(&dir("flow-base"), "nlgraph-max-flow", &[("f1", Some(0.3), false, 0.5), ("f2", Some(1.0), true, 0.9)]);
+    write_task_run(&dir("flow-dpo"), "nlgraph-max-flow", &[("f1", Some(0.5), false, 0.5), ("f2", Some(0.1), false, 0.9)]);
+
+    let out = dir("eval");
+    let output = cli()
+        .args(["evaluate", "--out", out.to_str().unwrap()])
+        .args(["--original", dir("path-base").to_str().unwrap()])
+        .args(["--original", dir("flow-base").to_str().unwrap()])
+        .args(["--aligned", &format!("dpo={}", dir("path-dpo").display())])
+        .args(["--aligned", &format!("dpo={}", dir("flow-dpo").display())])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(out.join("alignment.json")).unwrap()).unwrap();
+    assert_eq!(table["task"], "nlgraph-shortest-path");
+    assert_eq!(table["rows"].as_array().unwrap().len(), 2);
+    let transfer = &table["transfer"][0];
+    assert_eq!(transfer["task"], "nlgraph-max-flow");
+    let rows = transfer["rows"].as_array().unwrap();
+    assert_eq!(rows[1]["source"], "dpo");
+    let p_wrong = rows[1]["quality"]["p_wrong"].as_f64().unwrap();
+    assert!((p_wrong - 0.3).abs() < 1e-9, "p_wrong {p_wrong}");
+    assert!((rows[0]["quality"]["accuracy"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+
+    let markdown = std::fs::read_to_string(out.join("alignment.md")).unwrap();
+    assert!(markdown.contains("| source | nlgraph-shortest-path p_wrong |"), "{markdown}");
+    assert!(markdown.contains("nlgraph-max-flow ECE |"), "{markdown}");
+    assert_eq!(markdown.lines().filter(|line| line.starts_with("| dpo |")).count(), 1, "{markdown}");
 }

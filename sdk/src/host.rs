@@ -52,6 +52,40 @@ pub fn embed(texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
     }
 }
 
+/// Returns the value of setting `name` that the run gives this plugin, as in
+/// `--elicitor score:k=5`, or `None` when it is unset (always outside
+/// WebAssembly). Calling it needs the `setting` capability in the manifest.
+pub fn setting(name: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    return wit::setting(name);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// Parses setting `name` as a `T`, returning `default` when it is unset and
+/// an error naming the setting when it does not parse.
+pub fn setting_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match setting(name) {
+        None => Ok(default),
+        Some(value) => value
+            .parse()
+            .map_err(|_| format!("invalid setting {name}={value:?}")),
+    }
+}
+
+/// Adds `count` to the run's counter `name` for this plugin; the host
+/// reports the totals beside the plugin's results. Does nothing outside
+/// WebAssembly.
+pub fn tally(name: &str, count: u32) {
+    #[cfg(target_arch = "wasm32")]
+    wit::tally(name, count);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (name, count);
+}
+
 /// Writes `message` to the run log at `level`.
 ///
 /// The [`error!`](crate::error), [`warn!`](crate::warn),

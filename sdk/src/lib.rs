@@ -130,6 +130,7 @@ pub mod bindings;
 pub mod choice;
 pub mod extract;
 pub mod host;
+pub mod judge;
 mod log;
 mod shuffle;
 mod types;

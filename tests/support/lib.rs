@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wow::model::LazyEmbedder;
+
+pub mod llama_server;
 use wow::plugin::{Limits, PluginRegistry, Sandbox, SharedModel};
 
 /// Test plugins as pairs of manifest text and component bytes.

@@ -159,8 +159,9 @@ fn print_summary(state: &TrainerState, out: &Path) {
 
 /// Trains on the run's preference sets named in `flags`, samples the
 /// held-out questions that follow the training questions with the original
-/// and the aligned model (same seeds and sample count), and writes
-/// `alignment.md` / `.json` into the run directory. Each stage resumes from
+/// and the aligned model (same seeds and sample count), and the questions of
+/// each `--transfer` task likewise, and writes `alignment.md` / `.json` into
+/// the run directory. Each stage resumes from
 /// what an earlier, stopped invocation left.
 pub fn align_and_evaluate(
     run: &RunDir,
@@ -192,7 +193,24 @@ pub fn align_and_evaluate(
         return Ok(());
     }
 
-    let runs = vec![(run::ORIGINAL.to_string(), original_dir), (label, aligned_dir)];
+    let mut runs = vec![(run::ORIGINAL.to_string(), original_dir), (label.clone(), aligned_dir)];
+    for (task, data) in &flags.transfer {
+        let mut transfer = held_out.clone();
+        transfer.task = task.clone();
+        transfer.data = data.clone();
+        transfer.skip = 0;
+        transfer.adapter = None;
+        let original_dir = run.root().join("transfer").join(task).join("original");
+        super::sample_into(&original_dir, &transfer, stop)?;
+        transfer.adapter = Some(run.root().join("adapters").join(&label));
+        let aligned_dir = run.root().join("transfer").join(task).join(&label);
+        super::sample_into(&aligned_dir, &transfer, stop)?;
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        runs.push((run::ORIGINAL.to_string(), original_dir));
+        runs.push((label.clone(), aligned_dir));
+    }
     super::write_alignment(run.root(), &runs)
 }
 

@@ -190,11 +190,14 @@ pub struct AlignArgs {
 /// Arguments of `wow evaluate`.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct EvaluateArgs {
-    /// Run directory sampled with the original model.
-    #[arg(long)]
-    pub original: PathBuf,
+    /// Run directory sampled with the original model; repeat it with runs
+    /// of other tasks to add generalisation columns.
+    #[arg(long, required = true)]
+    pub original: Vec<PathBuf>,
 
-    /// Run directory sampled with an adapter, as NAME=DIR; may be repeated.
+    /// Run directory sampled with an adapter, as NAME=DIR; may be repeated,
+    /// with one NAME per adapter across tasks. Runs are grouped by task: the
+    /// first run's task gives the main columns.
     #[arg(long = "aligned", value_parser = parse_named_run)]
     pub aligned: Vec<(String, PathBuf)>,
 
@@ -229,9 +232,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
 
-    /// GGUF or safetensors model file [default: SmolLM2-135M-Instruct from the cache].
+    /// Generator: a GGUF or safetensors model file, or an OpenAI-compatible
+    /// endpoint as BASE_URL#MODEL, e.g. http://127.0.0.1:8080/v1#smollm2
+    /// [default: SmolLM2-135M-Instruct from the cache].
     #[arg(long)]
     pub model: Option<PathBuf>,
+
+    /// Extra generator whose responses join the run's, for mix-generator
+    /// preference sets: a model file or BASE_URL#MODEL; may be repeated.
+    #[arg(long = "generator")]
+    pub generators: Vec<String>,
 
     /// LoRA adapter folder (PEFT layout, from `wow align`) merged into the model.
     #[arg(long)]
@@ -288,9 +298,39 @@ pub struct ElicitArgs {
 /// Elicitation and sandbox flags.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ElicitFlags {
-    /// Elicitor plugins, comma-separated [default: heuristic,consistency,logits].
-    #[arg(long, value_delimiter = ',')]
-    pub elicitors: Option<Vec<String>>,
+    /// Elicitors, comma-separated, each NAME or NAME:KEY=VALUE,KEY=VALUE
+    /// (a comma followed by KEY=VALUE continues the settings of the
+    /// elicitor before it) [default: heuristic,consistency,logits].
+    #[arg(long, value_parser = parse_elicitors)]
+    pub elicitors: Option<ElicitorList>,
+
+    /// Adds an elicitor with settings, as NAME:KEY=VALUE,KEY=VALUE (for
+    /// example pairwise:consistency=off or score:k=5); may be repeated.
+    #[arg(long = "elicitor")]
+    pub extra_elicitors: Vec<String>,
+
+    /// Model that judge plugins call: a model file, `default`, or an
+    /// OpenAI-compatible endpoint as BASE_URL#MODEL [default: the run's
+    /// model without adapter].
+    #[arg(long)]
+    pub evaluator: Option<String>,
+
+    /// Environment variable with the API key for endpoints [default: OPENAI_API_KEY].
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+
+    /// Requests in flight at once per endpoint [default: 4].
+    #[arg(long)]
+    pub http_concurrency: Option<usize>,
+
+    /// Seconds one endpoint request may take [default: 120].
+    #[arg(long)]
+    pub http_timeout: Option<f64>,
+
+    /// Retries of a failed endpoint request, with doubling back-off, after
+    /// connection errors, timeouts, 429 and 5xx [default: 4].
+    #[arg(long)]
+    pub http_retries: Option<u32>,
 
     /// Margins: percent of pairs kept by score gap, comma-separated [default: 100,50,10].
     #[arg(long, value_delimiter = ',')]
@@ -332,6 +372,9 @@ impl RunArgs {
         if self.model.is_some() {
             config.model = self.model.clone();
         }
+        if !self.generators.is_empty() {
+            config.generators = self.generators.clone();
+        }
         if self.adapter.is_some() {
             config.adapter = self.adapter.clone();
         }
@@ -351,7 +394,19 @@ impl RunArgs {
 
 impl ElicitFlags {
     pub fn apply(&self, config: &mut RunConfig) {
-        set(&mut config.elicitors, self.elicitors.clone());
+        set(&mut config.elicitors, self.elicitors.clone().map(|list| list.0));
+        for spec in &self.extra_elicitors {
+            if !config.elicitors.contains(spec) {
+                config.elicitors.push(spec.clone());
+            }
+        }
+        if self.evaluator.is_some() {
+            config.evaluator = self.evaluator.clone();
+        }
+        set(&mut config.http.api_key_var, self.api_key_env.clone());
+        set(&mut config.http.concurrency, self.http_concurrency);
+        set(&mut config.http.timeout_secs, self.http_timeout);
+        set(&mut config.http.max_retries, self.http_retries);
         set(&mut config.margins, self.margins.clone());
         config.plugins.extend(self.plugins.iter().cloned());
         set(&mut config.limits.fuel, self.plugin_fuel);
@@ -368,6 +423,28 @@ impl ElicitFlags {
             entry.memory_bytes = overrides.memory_bytes.or(entry.memory_bytes);
         }
     }
+}
+
+/// The elicitor specs of one `--elicitors` value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElicitorList(pub Vec<String>);
+
+/// Splits an `--elicitors` list at the commas that start a new elicitor:
+/// `pairwise:consistency=off,max-tokens=32,score` gives two elicitors.
+fn parse_elicitors(text: &str) -> Result<ElicitorList, String> {
+    let mut elicitors: Vec<String> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        let continues_settings = part.contains('=') && !part.contains(':');
+        match elicitors.last_mut() {
+            Some(previous) if continues_settings && previous.contains(':') => {
+                previous.push(',');
+                previous.push_str(part);
+            }
+            _ if continues_settings => return Err(format!("setting {part:?} does not follow an elicitor NAME:KEY=VALUE")),
+            _ => elicitors.push(part.to_string()),
+        }
+    }
+    Ok(ElicitorList(elicitors))
 }
 
 /// Parses `NAME:KEY=VALUE` of `--plugin-limit`.
@@ -452,4 +529,30 @@ pub struct RunAlignFlags {
     /// Response tokens kept per pair.
     #[arg(long, default_value_t = 1536)]
     pub max_completion_length: usize,
+
+    /// Also sample another task with the original and the aligned model, as
+    /// TASK=DATA (for example nlgraph-max-flow=flow/train.json), and add its
+    /// columns to the alignment table; may be repeated.
+    #[arg(long = "transfer", value_parser = parse_named_run)]
+    pub transfer: Vec<(String, PathBuf)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elicitor_lists_split_between_elicitors() {
+        assert_eq!(
+            parse_elicitors("heuristic,pairwise:consistency=off,max-tokens=32,score:k=5").unwrap().0,
+            ["heuristic", "pairwise:consistency=off,max-tokens=32", "score:k=5"]
+        );
+        assert_eq!(parse_elicitors("logits").unwrap().0, ["logits"]);
+    }
+
+    #[test]
+    fn stray_setting_is_rejected() {
+        assert!(parse_elicitors("k=5,score").is_err());
+        assert!(parse_elicitors("heuristic,k=5").is_err());
+    }
 }

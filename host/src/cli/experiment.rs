@@ -177,16 +177,17 @@ fn check_plugins(experiment: &Experiment, file: &Path) -> anyhow::Result<()> {
         .map(|(manifest, _)| (manifest.name.clone(), manifest.kind))
         .collect();
 
+    // An elicitor entry may carry settings after the plugin name.
+    let elicitor_plugins: Vec<&str> = experiment
+        .elicitors
+        .iter()
+        .map(|spec| spec.split_once(':').map_or(spec.as_str(), |(plugin, _)| plugin))
+        .collect();
     let wanted = experiment
         .tasks
         .iter()
         .map(|task| (task.plugin.as_str(), PluginKind::Task))
-        .chain(
-            experiment
-                .elicitors
-                .iter()
-                .map(|name| (name.as_str(), PluginKind::Elicitor)),
-        );
+        .chain(elicitor_plugins.into_iter().map(|name| (name, PluginKind::Elicitor)));
     let unknown: Vec<String> = wanted
         .filter(|(name, kind)| {
             !available

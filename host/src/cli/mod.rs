@@ -19,8 +19,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 
-use crate::model::{self, ChatModel, LazyEmbedder, LocalModel};
-use crate::plugin::{PluginRegistry, PluginSource, Sandbox, SharedModel};
+use crate::model::{self, CacheStats, CachedModel, ChatModel, LazyEmbedder, LazyModel, LocalModel, ModelSpec};
+use crate::plugin::{ElicitorSpec, PluginRegistry, PluginSource, Sandbox, SharedModel};
 use crate::run::{self, Provenance, RunConfig, RunDir};
 pub use args::Args;
 use args::{Command, ElicitArgs, EvaluateArgs, ModelCommand, PluginsCommand, RunArgs, RunCommandArgs};
@@ -117,7 +117,14 @@ fn sample_command(run_args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<(RunC
 /// Samples the questions that `config` selects into the run directory `out`.
 fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunDir> {
     let run = run::prepare_run_dir(out, config)?;
-    let model = load_model(config.model.as_deref(), config.adapter.as_deref())?;
+    let model = load_generator(config, &run)?;
+    let mut generators = vec![run::Generator {
+        name: None,
+        model: model.clone(),
+    }];
+    for (index, spec) in config.generators.iter().enumerate() {
+        generators.push(extra_generator(config, &run, index + 1, spec)?);
+    }
     // Task and scorer plugins reach the run's model when they grade.
     let registry = registry_with_model(config, model.clone())?;
     let task = registry.task(&config.task)?;
@@ -132,7 +139,7 @@ fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Res
         scorer: scorer.as_ref(),
     };
     let (started, before) = (Instant::now(), registry.sandbox().call_stats());
-    let summary = run::sample(&run, config, &graders, &model, &questions, &bar, stop)?;
+    let summary = run::sample(&run, config, &graders, &generators, &questions, &bar, stop)?;
     bar.finish_and_clear();
     plugin::log_plugin_time(registry.sandbox(), &before, "sampling", started.elapsed());
 
@@ -167,11 +174,15 @@ fn elicit_command(elicit_args: &ElicitArgs) -> anyhow::Result<()> {
 }
 
 fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
-    let registry = registry(config)?;
+    let (evaluator, cache) = evaluator_model(config, run);
+    let registry = registry_with_model(config, evaluator)?;
     let elicitors = config
         .elicitors
         .iter()
-        .map(|name| registry.elicitor(name))
+        .map(|text| {
+            let spec: ElicitorSpec = text.parse()?;
+            anyhow::Ok(registry.elicitor(&spec.plugin)?.configured(&spec))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let questions = run.read_questions()?;
@@ -184,11 +195,13 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
         &questions,
         &responses,
         &elicitors,
+        Some(&evaluator_name(config)),
         &config.margins,
         &bar,
     )?;
     bar.finish_and_clear();
     plugin::log_plugin_time(registry.sandbox(), &before, "eliciting", started.elapsed());
+    log_cache(&cache, "evaluator");
 
     let provenance = run_provenance(config, &registry)?;
     run::write_preference_provenance(run, &provenance)?;
@@ -207,7 +220,12 @@ fn elicit_run(run: &RunDir, config: &RunConfig) -> anyhow::Result<()> {
 /// Records the build, model, task and elicitor plugins, seed and settings
 /// of a run.
 fn run_provenance(config: &RunConfig, registry: &PluginRegistry) -> anyhow::Result<Provenance> {
-    let plugins = std::iter::once(config.task.as_str()).chain(config.elicitors.iter().map(String::as_str));
+    let elicitor_plugins: Vec<String> = config
+        .elicitors
+        .iter()
+        .map(|text| text.parse::<ElicitorSpec>().map(|spec| spec.plugin))
+        .collect::<Result<_, _>>()?;
+    let plugins = std::iter::once(config.task.as_str()).chain(elicitor_plugins.iter().map(String::as_str));
     let mut provenance = Provenance::new(config)
         .with_plugins(registry, plugins)?
         .with_seed("sampling", config.seed);
@@ -244,7 +262,11 @@ fn evaluation_provenance(runs: &[(String, std::path::PathBuf)]) -> anyhow::Resul
 }
 
 fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<()> {
-    let mut runs = vec![(run::ORIGINAL.to_string(), args.original.clone())];
+    let mut runs: Vec<(String, std::path::PathBuf)> = args
+        .original
+        .iter()
+        .map(|dir| (run::ORIGINAL.to_string(), dir.clone()))
+        .collect();
     runs.extend(args.aligned.iter().cloned());
     write_alignment(&args.out, &runs)
 }
@@ -261,10 +283,6 @@ fn write_alignment(out: &Path, runs: &[(String, std::path::PathBuf)]) -> anyhow:
     out.write_atomic(run::ALIGNMENT_MARKDOWN, markdown.as_bytes())?;
     println!("{markdown}");
     Ok(())
-}
-
-fn registry(config: &RunConfig) -> anyhow::Result<PluginRegistry> {
-    registry_in(config, Sandbox::new(config.limits.clone())?)
 }
 
 /// Returns a registry whose plugins reach `model` and, loaded on first
@@ -298,6 +316,89 @@ fn load_model(path: Option<&Path>, adapter: Option<&Path>) -> anyhow::Result<Sha
     }
     let model: Box<dyn ChatModel> = Box::new(model);
     Ok(Arc::new(Mutex::new(model)))
+}
+
+/// Returns the run's generator: a local model (with the adapter merged), or
+/// an endpoint behind a response cache in RUN/cache/generator.
+fn load_generator(config: &RunConfig, run: &RunDir) -> anyhow::Result<SharedModel> {
+    let spec = ModelSpec::from_path(config.model.as_deref());
+    let ModelSpec::Http { .. } = spec else {
+        return load_model(config.model.as_deref(), config.adapter.as_deref());
+    };
+    if config.adapter.is_some() {
+        bail!("--adapter needs a local model; an endpoint serves its own weights");
+    }
+    tracing::info!(model = %spec, "sampling from an OpenAI-compatible endpoint");
+    let endpoint = spec.open(&config.http)?;
+    let cached: Box<dyn ChatModel> = Box::new(CachedModel::new(endpoint, spec.identity(), run.path("cache/generator")));
+    Ok(Arc::new(Mutex::new(cached)))
+}
+
+/// Loads extra generator number `index` of a mix run; an endpoint gets a
+/// response cache in RUN/cache/generator-INDEX.
+fn extra_generator(config: &RunConfig, run: &RunDir, index: usize, text: &str) -> anyhow::Result<run::Generator> {
+    let spec = ModelSpec::parse(text);
+    tracing::info!(model = %spec, "loading extra generator {index}");
+    let model = spec
+        .open(&config.http)
+        .with_context(|| format!("failed to open generator {text}"))?;
+    let model: Box<dyn ChatModel> = match spec {
+        ModelSpec::Http { .. } => Box::new(CachedModel::new(
+            model,
+            spec.identity(),
+            run.path(&format!("cache/generator-{index}")),
+        )),
+        _ => model,
+    };
+    Ok(run::Generator {
+        name: Some(generator_name(&spec)),
+        model: Arc::new(Mutex::new(model)),
+    })
+}
+
+/// Returns the model judge plugins call while eliciting, loaded on first
+/// use, behind a response cache in RUN/cache/evaluator, and the cache's
+/// counters.
+fn evaluator_model(config: &RunConfig, run: &RunDir) -> (SharedModel, Arc<CacheStats>) {
+    let spec = match &config.evaluator {
+        Some(text) => ModelSpec::parse(text),
+        None => ModelSpec::from_path(config.model.as_deref()),
+    };
+    let identity = spec.identity();
+    let lazy = Box::new(LazyModel::new(spec, config.http.clone()));
+    let cached = CachedModel::new(lazy, identity, run.path("cache/evaluator"));
+    let stats = cached.stats();
+    let model: Box<dyn ChatModel> = Box::new(cached);
+    (Arc::new(Mutex::new(model)), stats)
+}
+
+/// Returns the short name of the evaluator model recorded in results.
+fn evaluator_name(config: &RunConfig) -> String {
+    let spec = match &config.evaluator {
+        Some(text) => ModelSpec::parse(text),
+        None => ModelSpec::from_path(config.model.as_deref()),
+    };
+    generator_name(&spec)
+}
+
+/// Returns the short name of a model in results: the file name of a local
+/// model, or MODEL@URL for an endpoint.
+fn generator_name(spec: &ModelSpec) -> String {
+    match spec.clone() {
+        ModelSpec::Default => model::DEFAULT_MODEL_FILE.to_string(),
+        ModelSpec::Local(path) => path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned()),
+        ModelSpec::Http { base_url, model } => format!("{model}@{base_url}"),
+    }
+}
+
+fn log_cache(stats: &CacheStats, role: &str) {
+    let hits = stats.hits.load(Ordering::Relaxed);
+    let misses = stats.misses.load(Ordering::Relaxed);
+    if hits + misses > 0 {
+        tracing::info!(hits, misses, "{role} cache: {hits} hits, {misses} requests sent to the model");
+    }
 }
 
 fn list_plugins(dirs: &[std::path::PathBuf]) -> anyhow::Result<()> {

@@ -255,7 +255,7 @@ fn sampling_args(
         "--seed".into(),
         sampling.seed.to_string(),
         "--elicitors".into(),
-        experiment.elicitors.join(","),
+        experiment.elicitors[0].clone(),
         "--margins".into(),
         experiment
             .margins
@@ -270,6 +270,11 @@ fn sampling_args(
         "--plugin-memory".into(),
         (experiment.limits.memory_bytes / (1024 * 1024)).to_string(),
     ];
+    // Specs with several settings contain commas, so each further elicitor
+    // gets its own flag.
+    for spec in &experiment.elicitors[1..] {
+        args.extend(["--elicitor".into(), spec.clone()]);
+    }
     if let Some(model) = &generator.model {
         args.extend(["--model".into(), path_arg(model)]);
     }

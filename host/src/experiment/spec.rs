@@ -251,7 +251,11 @@ impl Experiment {
         let Some((method, margin)) = parsed else {
             return Err(format!("preference source {source:?} is not METHOD-mMARGIN"));
         };
-        if !self.elicitors.iter().any(|e| e == method) && !REFERENCE_SOURCES.contains(&method) {
+        let elicited = self
+            .elicitors
+            .iter()
+            .any(|e| e.parse::<crate::plugin::ElicitorSpec>().is_ok_and(|spec| spec.method() == method));
+        if !elicited && !REFERENCE_SOURCES.contains(&method) {
             return Err(format!(
                 "preference source {source:?} names method {method:?}, which is neither an elicitor nor one of {REFERENCE_SOURCES:?}"
             ));

@@ -1,8 +1,15 @@
 //! Language models: the chat interface the pipeline and plugins use, and the
 //! local candle back-end behind it.
 
+mod cache;
 mod embed;
+mod http;
 mod local;
+mod spec;
+
+pub use cache::{CacheStats, CachedModel};
+pub use http::{HttpModel, HttpSettings};
+pub use spec::{LazyModel, ModelSpec};
 
 pub use embed::{
     EMBEDDING_MODEL_DIR, EMBEDDING_MODEL_FILES, EMBEDDING_MODEL_PACKAGE, EMBEDDING_MODEL_VAR, Embedder, LazyEmbedder,
@@ -76,6 +83,10 @@ pub enum ModelError {
     ContextOverflow { tokens: usize, context: usize },
     #[error("failed to fetch the default model: {0}")]
     Fetch(String),
+    #[error("request to {url} failed: {message}")]
+    Http { url: String, message: String },
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -3,6 +3,7 @@
 use super::bindings::host::{self, Generation, Level, Sampling};
 use super::bindings::types::{self, Message};
 use super::sandbox::PluginState;
+use super::validate;
 use crate::model::{self, ChatModel, ModelError};
 
 /// Largest `n` a plugin may request in one `generate` call.
@@ -13,6 +14,11 @@ const MAX_TOKENS_PER_SAMPLE: u32 = 4096;
 
 /// Most texts a plugin may embed in one `embed` call.
 const MAX_TEXTS_PER_EMBED: usize = 256;
+
+/// Most distinct counter names one plugin handle may create with `tally`,
+/// and the longest name, in bytes; further names are dropped with a warning.
+const MAX_TALLY_NAMES: usize = 64;
+const MAX_TALLY_NAME_BYTES: usize = 64;
 
 impl types::Host for PluginState {}
 
@@ -57,6 +63,26 @@ impl host::Host for PluginState {
                 .ok_or("this run has no embedding model for plugins to call")?;
             embedder.get()?.embed(&texts).map_err(|e| e.to_string())
         })
+    }
+
+    fn setting(&mut self, name: String) -> Option<String> {
+        self.scope.settings.get(&name).cloned()
+    }
+
+    fn tally(&mut self, name: String, count: u32) {
+        let Ok(mut tallies) = self.scope.tallies.lock() else {
+            return;
+        };
+        let known = tallies.contains_key(&name);
+        if !known && (tallies.len() >= MAX_TALLY_NAMES || name.len() > MAX_TALLY_NAME_BYTES) {
+            tracing::warn!(
+                plugin = %self.plugin,
+                "dropping counter {:?}: at most {MAX_TALLY_NAMES} counters of at most {MAX_TALLY_NAME_BYTES} bytes",
+                validate::truncate(name, MAX_TALLY_NAME_BYTES)
+            );
+            return;
+        }
+        *tallies.entry(name).or_default() += u64::from(count);
     }
 
     fn log(&mut self, level: Level, message: String) {

@@ -68,15 +68,18 @@ pub enum Capability {
     Setting,
     /// `log`: write to the host's log. Always granted; declaring it is allowed.
     Log,
+    /// `tally`: add to the run's counters for the plugin. Always granted.
+    Tally,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 6] = [
         Capability::Generate,
         Capability::Logprobs,
         Capability::Embed,
         Capability::Setting,
         Capability::Log,
+        Capability::Tally,
     ];
 
     /// Returns the capability that guards the host function `function`.
@@ -94,12 +97,13 @@ impl Capability {
             Capability::Embed => "embed",
             Capability::Setting => "setting",
             Capability::Log => "log",
+            Capability::Tally => "tally",
         }
     }
 
     /// Returns whether every plugin has it, declared or not.
     pub fn always_granted(self) -> bool {
-        self == Capability::Log
+        matches!(self, Capability::Log | Capability::Tally)
     }
 }
 

@@ -17,6 +17,7 @@ mod manifest;
 mod registry;
 mod sandbox;
 pub mod scaffold;
+mod spec;
 pub mod validate;
 mod wrappers;
 
@@ -24,5 +25,6 @@ pub use bindings::types::{Candidate, Grade, ItemError, Judgement, Preference, Qu
 pub use error::{FailureKind, PluginError};
 pub use manifest::{Capability, LimitOverrides, MANIFEST_FILE, Manifest, PluginKind, WIT_VERSION};
 pub use registry::{PluginRegistry, PluginSource};
-pub use sandbox::{CallStats, Limits, Sandbox, SharedEmbedder, SharedModel};
+pub use sandbox::{CallScope, CallStats, Limits, Sandbox, SharedEmbedder, SharedModel};
+pub use spec::{ElicitorSpec, SpecError};
 pub use wrappers::{ElicitorPlugin, ScorerPlugin, TaskPlugin};

@@ -91,6 +91,29 @@ fn lower<T: PartialOrd + Copy + std::fmt::Display>(limit: &mut T, requested: T, 
     }
 }
 
+/// What the calls of one plugin handle see besides their arguments: the
+/// settings the run gives the plugin (the `setting` import) and the counters
+/// its calls add to (the `tally` import).
+#[derive(Debug, Clone, Default)]
+pub struct CallScope {
+    pub settings: Arc<BTreeMap<String, String>>,
+    pub tallies: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl CallScope {
+    pub fn with_settings(settings: BTreeMap<String, String>) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            tallies: Arc::default(),
+        }
+    }
+
+    /// Returns the counters added so far.
+    pub fn tallies(&self) -> BTreeMap<String, u64> {
+        self.tallies.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
 /// Number and guest-plus-host time of one plugin's calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallStats {
@@ -104,6 +127,7 @@ pub struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) model: Option<SharedModel>,
     pub(super) embedder: Option<SharedEmbedder>,
+    pub(super) scope: CallScope,
     pub(super) log_lines: u32,
     pub(super) max_log_lines: u32,
     wasi: WasiCtx,
@@ -329,12 +353,13 @@ impl Sandbox {
         &self,
         plugin: &str,
         limits: &Limits,
+        scope: &CallScope,
         call: &'static str,
         item: &str,
         run: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let started = Instant::now();
-        let result = self.call_in_store(plugin, limits, call, item, run);
+        let result = self.call_in_store(plugin, limits, scope, call, item, run);
         self.record(plugin, started.elapsed());
         result
     }
@@ -343,12 +368,13 @@ impl Sandbox {
         &self,
         plugin: &str,
         limits: &Limits,
+        scope: &CallScope,
         call: &'static str,
         item: &str,
         run: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let mut store = self
-            .new_store(plugin, limits)
+            .new_store(plugin, limits, scope)
             .map_err(|e| call_error(plugin, call, item, trap(e, String::new())))?;
         match run(&mut store) {
             Ok(value) => Ok(value),
@@ -364,7 +390,7 @@ impl Sandbox {
         }
     }
 
-    fn new_store(&self, plugin: &str, limits: &Limits) -> wasmtime::Result<Store<PluginState>> {
+    fn new_store(&self, plugin: &str, limits: &Limits, scope: &CallScope) -> wasmtime::Result<Store<PluginState>> {
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stdout(stderr.clone())
@@ -385,6 +411,7 @@ impl Sandbox {
             plugin: plugin.into(),
             model: self.model.clone(),
             embedder: self.embedder.clone(),
+            scope: scope.clone(),
             log_lines: 0,
             max_log_lines: limits.max_log_lines,
             wasi,

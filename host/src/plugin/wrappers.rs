@@ -10,17 +10,20 @@ use super::bindings::types::{Candidate, Grade, ItemError, Judgement, Question};
 use super::bindings::{elicitor, scorer, task};
 use super::error::{FailureKind, PluginError};
 use super::manifest::Manifest;
-use super::sandbox::{Limits, PluginState, Sandbox, call_error};
+use super::spec::ElicitorSpec;
+use super::sandbox::{CallScope, Limits, PluginState, Sandbox, call_error};
 use super::validate;
 use crate::model;
 
 /// State shared by every handle of one plugin: its manifest, the sandbox,
-/// its limits and its count of consecutive failures.
+/// its limits, its settings and counters, and its count of consecutive
+/// failures.
 #[derive(Clone)]
 struct Calls {
     manifest: Arc<Manifest>,
     sandbox: Arc<Sandbox>,
     limits: Limits,
+    scope: CallScope,
     health: Arc<Health>,
 }
 
@@ -39,6 +42,7 @@ impl Calls {
             manifest,
             sandbox,
             limits,
+            scope: CallScope::default(),
             health: Arc::default(),
         }
     }
@@ -59,7 +63,7 @@ impl Calls {
         self.check_enabled()?;
         let result = self
             .sandbox
-            .call(self.name(), &self.limits, call, item, invoke)
+            .call(self.name(), &self.limits, &self.scope, call, item, invoke)
             .and_then(|value| check(value).map_err(|kind| self.failure(call, item, kind)));
         self.observe(&result);
         result
@@ -230,18 +234,35 @@ impl TaskPlugin {
 pub struct ElicitorPlugin {
     calls: Calls,
     pre: elicitor::ElicitorPluginPre<PluginState>,
+    method: String,
 }
 
 impl ElicitorPlugin {
     pub(super) fn new(manifest: Arc<Manifest>, sandbox: Arc<Sandbox>, bytes: &[u8]) -> Result<Self, PluginError> {
         let instance = sandbox.prepare(&manifest, bytes)?;
         let pre = elicitor::ElicitorPluginPre::new(instance).map_err(|e| export_error(&manifest, e))?;
+        let method = manifest.name.clone();
         let calls = Calls::new(manifest, sandbox);
-        Ok(Self { calls, pre })
+        Ok(Self { calls, pre, method })
     }
 
+    /// Returns this handle with the settings of `spec`, which its calls read
+    /// through the `setting` import, and the method name `spec` gives.
+    pub fn configured(mut self, spec: &ElicitorSpec) -> Self {
+        self.calls.scope = CallScope::with_settings(spec.settings.clone());
+        self.method = spec.method();
+        self
+    }
+
+    /// Returns the name of the elicitation method in results: the plugin
+    /// name, followed by its settings when the run gives any.
     pub fn name(&self) -> &str {
-        self.calls.name()
+        &self.method
+    }
+
+    /// Returns the counters this handle's calls added with `tally`.
+    pub fn tallies(&self) -> std::collections::BTreeMap<String, u64> {
+        self.calls.scope.tallies()
     }
 
     /// Returns the limits every call of this plugin runs under.

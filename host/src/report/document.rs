@@ -186,6 +186,10 @@ fn accuracy_section(runs: &[RunResults], blocks: &mut Vec<Block>) -> Result<(), 
             .into(),
     ));
     blocks.push(Block::Table(accuracy_table(&with_tables)));
+    for (evaluator, table) in evaluator_tables(&with_tables) {
+        blocks.push(heading(3, format!("Evaluator {evaluator}")));
+        blocks.push(Block::Table(table));
+    }
     for (index, (run, table)) in with_tables.iter().enumerate() {
         let title = format!("WoW accuracy by margin: {} ({})", table.task, run.name);
         blocks.push(Block::Figure(figures::accuracy_by_margin(
@@ -219,7 +223,7 @@ fn accuracy_table(runs: &[(&RunResults, &AccuracyTable)]) -> Table {
         for method in &table.methods {
             let mut row = vec![
                 Cell::plain(&table.task),
-                Cell::plain(&run.evaluator),
+                Cell::plain(method.evaluator.as_deref().unwrap_or(&run.evaluator)),
                 Cell::plain(&method.method),
             ];
             for margin in &margins {
@@ -234,6 +238,59 @@ fn accuracy_table(runs: &[(&RunResults, &AccuracyTable)]) -> Table {
         }
     }
     Table { header, numeric, rows }
+}
+
+/// Builds one table per evaluator model, in the layout of published WoW
+/// accuracy tables: a row per method and margin, a column per task, each
+/// cell the accuracy with the number of kept pairs.
+fn evaluator_tables(runs: &[(&RunResults, &AccuracyTable)]) -> Vec<(String, Table)> {
+    let mut evaluators = BTreeSet::new();
+    let mut tasks = BTreeSet::new();
+    for (run, table) in runs {
+        tasks.insert(table.task.clone());
+        for method in &table.methods {
+            evaluators.insert(method.evaluator.clone().unwrap_or_else(|| run.evaluator.clone()));
+        }
+    }
+
+    let mut tables = Vec::new();
+    for evaluator in evaluators {
+        let mut header = vec!["method".to_string(), "margin".into()];
+        header.extend(tasks.iter().cloned());
+        let mut numeric = vec![false; 2];
+        numeric.extend(std::iter::repeat_n(true, tasks.len()));
+
+        let mut rows: Vec<Vec<Cell>> = Vec::new();
+        let mut row_keys: Vec<(String, u32)> = Vec::new();
+        for (run, table) in runs {
+            for method in table
+                .methods
+                .iter()
+                .filter(|m| m.evaluator.as_deref().unwrap_or(&run.evaluator) == evaluator)
+            {
+                for result in &method.margins {
+                    let key = (method.method.clone(), result.margin);
+                    let index = match row_keys.iter().position(|k| *k == key) {
+                        Some(index) => index,
+                        None => {
+                            row_keys.push(key);
+                            let mut row = vec![Cell::plain(&method.method), Cell::plain(format!("M{}", result.margin))];
+                            row.extend(tasks.iter().map(|_| Cell::plain("n/a")));
+                            rows.push(row);
+                            rows.len() - 1
+                        }
+                    };
+                    let column = 2 + tasks.iter().position(|t| *t == table.task).expect("task was collected");
+                    let accuracy = result
+                        .accuracy
+                        .map_or("n/a".to_string(), |a| format!("{:.1}%", a * 100.0));
+                    rows[index][column] = Cell::plain(format!("{accuracy} ({})", result.pairs));
+                }
+            }
+        }
+        tables.push((evaluator, Table { header, numeric, rows }));
+    }
+    tables
 }
 
 fn alignment_section(runs: &[RunResults], blocks: &mut Vec<Block>) -> Result<(), ReportError> {
@@ -388,5 +445,78 @@ fn alignment_table(alignment: &AlignmentResults) -> Table {
         ],
         numeric: vec![false, true, true, true, true],
         rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::MarginResult;
+    use crate::run::MethodResult;
+
+    fn method(name: &str, evaluator: &str, accuracy: f64, pairs: usize) -> MethodResult {
+        MethodResult {
+            method: name.into(),
+            candidate_pairs: pairs,
+            margins: vec![
+                MarginResult {
+                    margin: 100,
+                    pairs,
+                    correct: (accuracy * pairs as f64) as usize,
+                    accuracy: Some(accuracy),
+                },
+                MarginResult {
+                    margin: 50,
+                    pairs: pairs / 2,
+                    correct: 0,
+                    accuracy: None,
+                },
+            ],
+            failed_questions: Vec::new(),
+            counts: Default::default(),
+            evaluator: Some(evaluator.into()),
+        }
+    }
+
+    fn run(task: &str, methods: Vec<MethodResult>) -> (RunResults, AccuracyTable) {
+        let results = RunResults {
+            name: task.into(),
+            path: task.into(),
+            evaluator: "generator.gguf".into(),
+            accuracy: None,
+            alignment: None,
+            responses: Vec::new(),
+        };
+        let table = AccuracyTable {
+            task: task.into(),
+            questions: 1,
+            methods,
+            provenance: None,
+        };
+        (results, table)
+    }
+
+    #[test]
+    fn evaluator_tables_pivot_tasks_into_columns() {
+        let path = run(
+            "shortest-path",
+            vec![method("pairwise", "judge-a", 0.5, 10), method("score", "judge-b", 0.25, 8)],
+        );
+        let flow = run("max-flow", vec![method("pairwise", "judge-a", 0.75, 4)]);
+        let runs = [(&path.0, &path.1), (&flow.0, &flow.1)];
+
+        let tables = evaluator_tables(&runs);
+        let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["judge-a", "judge-b"]);
+
+        let (_, judge_a) = &tables[0];
+        assert_eq!(judge_a.header, ["method", "margin", "max-flow", "shortest-path"]);
+        let cells = |row: &Vec<Cell>| row.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
+        assert_eq!(cells(&judge_a.rows[0]), ["pairwise", "M100", "75.0% (4)", "50.0% (10)"]);
+        assert_eq!(cells(&judge_a.rows[1]), ["pairwise", "M50", "n/a (2)", "n/a (5)"]);
+
+        let (_, judge_b) = &tables[1];
+        assert_eq!(judge_b.rows.len(), 2);
+        assert_eq!(cells(&judge_b.rows[0]), ["score", "M100", "n/a", "25.0% (8)"]);
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use crate::model::HttpSettings;
 use crate::plugin::{LimitOverrides, Limits};
 
 /// Everything that decides what a run samples and elicits.
@@ -16,8 +17,13 @@ pub struct RunConfig {
     pub task: String,
     /// Dataset file the task plugin parses.
     pub data: PathBuf,
-    /// GGUF or safetensors model file; `None` uses the default model.
+    /// Generator: a GGUF or safetensors model file, or an OpenAI-compatible
+    /// endpoint as `BASE_URL#MODEL`; `None` uses the default model.
     pub model: Option<PathBuf>,
+    /// Extra generators that answer every question too, as model files or
+    /// endpoints (`BASE_URL#MODEL`): generator `g` (from 1) writes samples
+    /// `g * samples ..`, so the run holds a mix of models' responses.
+    pub generators: Vec<String>,
     /// LoRA adapter (PEFT layout) merged into the model before sampling.
     pub adapter: Option<PathBuf>,
     /// Questions to skip at the start of the dataset, so that a held-out
@@ -35,8 +41,15 @@ pub struct RunConfig {
     /// statements they make, for tasks that return such statements; `None`
     /// keeps the task's own correctness.
     pub scorer: Option<String>,
-    /// Elicitor plugin names.
+    /// Elicitors as `NAME` or `NAME:KEY=VALUE,...` with the settings the
+    /// plugin reads (see [`ElicitorSpec`](crate::plugin::ElicitorSpec)).
     pub elicitors: Vec<String>,
+    /// Model that plugins call through `generate` and `logprobs` while
+    /// eliciting: a model file, `default`, or an OpenAI-compatible endpoint
+    /// as `BASE_URL#MODEL`; `None` uses the run's model without adapter.
+    pub evaluator: Option<String>,
+    /// Connection settings for endpoints used as generator or evaluator.
+    pub http: HttpSettings,
     /// Shares of pairs kept by score gap, in percent.
     pub margins: Vec<u32>,
     /// Plugin bundles (folders or `.tar.gz` / `.zip` archives) and folders
@@ -53,6 +66,7 @@ impl Default for RunConfig {
             task: "nlgraph-shortest-path".into(),
             data: PathBuf::new(),
             model: None,
+            generators: Vec::new(),
             adapter: None,
             skip: 0,
             questions: 20,
@@ -63,6 +77,8 @@ impl Default for RunConfig {
             seed: 0,
             scorer: None,
             elicitors: vec!["heuristic".into(), "consistency".into(), "logits".into()],
+            evaluator: None,
+            http: HttpSettings::default(),
             margins: vec![100, 50, 10],
             plugins: Vec::new(),
             limits: Limits::default(),
@@ -93,6 +109,9 @@ impl RunConfig {
         }
         if self.model != other.model {
             differences.push("model");
+        }
+        if self.generators != other.generators {
+            differences.push("generators");
         }
         if self.adapter != other.adapter {
             differences.push("adapter");

@@ -28,6 +28,13 @@ pub struct MethodResult {
     pub margins: Vec<MarginResult>,
     /// Questions the elicitor failed on, with the error.
     pub failed_questions: Vec<(String, String)>,
+    /// Counters the plugin reported with `tally`, such as unparsable judge
+    /// replies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, u64>,
+    /// Model the plugin could call through the host, as a short name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
 }
 
 /// Contents of `wow_accuracy.json`.
@@ -64,6 +71,7 @@ pub fn elicit(
     questions: &[Question],
     responses: &BTreeMap<String, Vec<ResponseRecord>>,
     elicitors: &[ElicitorPlugin],
+    evaluator: Option<&str>,
     margins: &[u32],
     progress: &ProgressBar,
 ) -> Result<AccuracyTable, RunError> {
@@ -81,6 +89,8 @@ pub fn elicit(
             candidate_pairs: pairs.len(),
             margins: margin_results(&pairs, margins),
             failed_questions,
+            counts: elicitor.tallies(),
+            evaluator: evaluator.map(str::to_string),
         });
     }
 
@@ -125,7 +135,8 @@ pub fn write_preference_provenance(run: &RunDir, provenance: &Provenance) -> Res
 }
 
 /// Keeps the rows of methods elicited earlier in this run directory (same
-/// task, question count and margins) that this pass did not run again.
+/// task, question count and margins) that this pass did not run again with
+/// the same evaluator.
 fn merge_with_previous(run: &RunDir, mut table: AccuracyTable, margins: &[u32]) -> AccuracyTable {
     let Ok(text) = std::fs::read_to_string(run.path(ACCURACY_JSON)) else {
         return table;
@@ -141,7 +152,13 @@ fn merge_with_previous(run: &RunDir, mut table: AccuracyTable, margins: &[u32]) 
     let earlier: Vec<MethodResult> = previous
         .methods
         .into_iter()
-        .filter(|old| same_margins(old) && !table.methods.iter().any(|new| new.method == old.method))
+        .filter(|old| {
+            same_margins(old)
+                && !table
+                    .methods
+                    .iter()
+                    .any(|new| new.method == old.method && new.evaluator == old.evaluator)
+        })
         .collect();
     table.methods.splice(0..0, earlier);
     table
@@ -283,13 +300,38 @@ fn write_reference_preferences(
         }
     }
 
-    for (method, pairs) in [("oracle", &oracle), ("row", &right_over_wrong)] {
+    let mut sets = vec![("oracle", oracle), ("row", right_over_wrong)];
+    if mixes_generators(responses) {
+        // The full sets mix every generator's responses; the self sets keep
+        // pairs of the run's own model only.
+        let own = |pair: &JudgedPair| {
+            let records = &responses[&pair.question_id];
+            [pair.first, pair.second]
+                .iter()
+                .all(|&sample| records.iter().any(|r| r.sample == sample && r.generator.is_none()))
+        };
+        let self_sets: Vec<(&str, Vec<JudgedPair>)> = sets
+            .iter()
+            .map(|(name, pairs)| {
+                let kept = pairs.iter().filter(|p| own(p)).cloned().collect();
+                (if *name == "oracle" { "oracle-self" } else { "row-self" }, kept)
+            })
+            .collect();
+        sets.extend(self_sets);
+    }
+
+    for (method, pairs) in &sets {
         write_judged_pairs(run, method, pairs)?;
         for &margin in margins {
             write_preferences(run, method, margin, pairs, responses)?;
         }
     }
     Ok(())
+}
+
+/// Returns whether any response comes from an extra generator.
+fn mixes_generators(responses: &BTreeMap<String, Vec<ResponseRecord>>) -> bool {
+    responses.values().flatten().any(|r| r.generator.is_some())
 }
 
 /// Returns the pair ordered by proxy correctness, an unparsed answer
@@ -394,6 +436,15 @@ pub fn render_markdown(table: &AccuracyTable, margins: &[u32]) -> String {
             write!(out, " {accuracy} | {} |", result.pairs).unwrap();
         }
         out.push('\n');
+    }
+
+    let counted: Vec<&MethodResult> = table.methods.iter().filter(|m| !m.counts.is_empty()).collect();
+    if !counted.is_empty() {
+        out.push_str("\nPlugin counters:\n\n");
+        for method in counted {
+            let counts: Vec<String> = method.counts.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            writeln!(out, "- {}: {}", method.method, counts.join(", ")).unwrap();
+        }
     }
 
     let failures: Vec<String> = table

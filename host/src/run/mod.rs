@@ -17,11 +17,11 @@ pub use elicit::{
     render_markdown, write_accuracy_table, write_preference_provenance,
 };
 pub use evaluate::{
-    ALIGNMENT_JSON, ALIGNMENT_MARKDOWN, AlignmentRow, AlignmentTable, ORIGINAL, evaluate_runs,
+    ALIGNMENT_JSON, ALIGNMENT_MARKDOWN, AlignmentRow, AlignmentTable, ORIGINAL, TaskRows, evaluate_runs,
     render_alignment_markdown,
 };
 pub use provenance::Provenance;
-pub use sample::{Graders, SampleSummary, load_questions, sample};
+pub use sample::{Generator, Graders, SampleSummary, load_questions, sample};
 pub use store::{QUESTIONS_FILE, RESPONSES_FILE, ResponseLog, ResponseRecord, RunDir, read_responses};
 
 use crate::plugin::PluginError;

@@ -61,13 +61,22 @@ pub fn load_questions(task: &TaskPlugin, config: &RunConfig) -> Result<Vec<Quest
     Ok(questions)
 }
 
-/// Samples every response not yet in the run's log. Stops between
-/// questions when `stop` is set; what was logged stays.
+/// A model that answers the run's questions.
+pub struct Generator {
+    /// Name recorded with its responses; `None` for the run's own model.
+    pub name: Option<String>,
+    pub model: SharedModel,
+}
+
+/// Samples every response not yet in the run's log, `config.samples` per
+/// question from each generator: generator `g` writes samples
+/// `g * samples ..`. Stops between questions when `stop` is set; what was
+/// logged stays.
 pub fn sample(
     run: &RunDir,
     config: &RunConfig,
     graders: &Graders,
-    model: &SharedModel,
+    generators: &[Generator],
     questions: &[Question],
     progress: &ProgressBar,
     stop: &AtomicBool,
@@ -85,18 +94,23 @@ pub fn sample(
         }
         progress.set_message(format!("question {}", question.id));
 
-        let missing: Vec<u32> = (0..config.samples)
-            .filter(|&i| !log.contains(&question.id, i))
-            .collect();
-        if !missing.is_empty() {
-            match sample_question(config, graders, model, question, &missing) {
+        for (index, generator) in generators.iter().enumerate() {
+            let first = index as u32 * config.samples;
+            let missing: Vec<u32> = (first..first + config.samples)
+                .filter(|&i| !log.contains(&question.id, i))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            match sample_question(config, graders, generator, question, first, &missing) {
                 Ok(records) => {
                     summary.sampled += records.len();
                     summary.failed_items += records.iter().filter(|r| r.error.is_some()).count();
                     log.append(&records)?;
                 }
                 Err(reason) => {
-                    tracing::error!(question = %question.id, "sampling failed: {reason}");
+                    let generator = generator.name.as_deref().unwrap_or("the run's model");
+                    tracing::error!(question = %question.id, generator, "sampling failed: {reason}");
                     summary.failed_questions.push((question.id.clone(), reason));
                 }
             }
@@ -106,22 +120,25 @@ pub fn sample(
     Ok(summary)
 }
 
-/// Samples the `missing` responses of one question. An `Err` means no
-/// response could be sampled; per-response plugin failures are recorded in
-/// the records instead.
+/// Samples the `missing` responses of one question from one generator,
+/// whose samples start at index `first`. An `Err` means no response could
+/// be sampled; per-response plugin failures are recorded in the records
+/// instead.
 fn sample_question(
     config: &RunConfig,
     graders: &Graders,
-    model: &SharedModel,
+    generator: &Generator,
     question: &Question,
+    first: u32,
     missing: &[u32],
 ) -> Result<Vec<ResponseRecord>, String> {
     let question_seed = config.seed ^ fnv1a(&question.id);
-    let prompts = (0..config.samples)
+    let prompts = (first..first + config.samples)
         .map(|i| graders.task.prompt(question, sample_seed(question_seed, i)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let generations = generate(config, model, &prompts, question_seed)?;
+    let generation_seed = sample_seed(question_seed, first);
+    let generations = generate(config, &generator.model, &prompts, generation_seed)?;
 
     let mut grader = QuestionGrader {
         graders,
@@ -131,9 +148,11 @@ fn sample_question(
     let records = missing
         .iter()
         .map(|&i| {
-            let generation = &generations[i as usize];
-            let prompt = prompts[i as usize].clone();
-            grader.grade_response(sample_seed(question_seed, i), i, prompt, generation)
+            let generation = &generations[(i - first) as usize];
+            let prompt = prompts[(i - first) as usize].clone();
+            let mut record = grader.grade_response(sample_seed(question_seed, i), i, prompt, generation);
+            record.generator = generator.name.clone();
+            record
         })
         .collect();
     Ok(records)
@@ -202,6 +221,7 @@ impl QuestionGrader<'_> {
             correctness: None,
             correct: false,
             error: None,
+            generator: None,
         };
 
         let answer = match self.graders.task.extract(question, seed, &generation.text) {

@@ -39,6 +39,10 @@ pub struct ResponseRecord {
     /// Plugin failure while extracting or grading this response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Extra generator that wrote this response, in runs that mix several
+    /// models; `None` for the run's own model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
 }
 
 /// A question as stored in `questions.jsonl`.
