@@ -34,6 +34,24 @@ fn country_prompts_load() {
 }
 
 #[test]
+fn knowledge_file_supplies_passages() {
+    let knowledge = std::fs::read_to_string(data_dir().join(FILE)).unwrap();
+    let settings = std::collections::BTreeMap::from([("knowledge".to_string(), knowledge)]);
+    let registry = registry_with_test_plugins(Limits::default());
+    let task = registry.task("bio-generation").unwrap().with_settings(settings);
+    let prompts = "{\"topic\": \"Peru\", \"prompt\": \"Tell me a bio of Peru.\"}\n\
+                   {\"topic\": \"Atlantis\", \"prompt\": \"Tell me a bio of Atlantis.\"}\n";
+
+    let rows = task.load(prompts.as_bytes(), "prompts.jsonl").unwrap();
+    let peru = rows[0].as_ref().unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&peru.payload).unwrap();
+    let passages = payload["passages"].as_array().unwrap();
+    assert!(passages.iter().any(|p| p == "The capital of Peru is Lima."), "{passages:?}");
+    let missing = rows[1].as_ref().unwrap_err();
+    assert!(missing.message.contains("topic \"Atlantis\" has no passages"), "{}", missing.message);
+}
+
+#[test]
 fn malformed_rows_name_their_line() {
     let registry = registry_with_test_plugins(Limits::default());
     let task = registry.task("bio-generation").unwrap();

@@ -11,4 +11,10 @@ fn main() {
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
     let out_file = PathBuf::from(env::var("OUT_DIR").unwrap()).join("test_plugins.rs");
     wasm_plugins::embed_plugins(&workspace, &manifest_dir.join("plugins"), &out_file);
+    // The plugin-authoring test builds its scaffold in the same folder, where
+    // wow-sdk for wasm32-wasip2 is already compiled.
+    println!(
+        "cargo:rustc-env=WOW_WASM_TARGET_DIR={}",
+        wasm_plugins::plugin_target_dir(&workspace).display()
+    );
 }

@@ -4,7 +4,7 @@
 //!
 //! Building the scaffold must stay well under a minute. The test therefore
 //! builds it offline, with the workspace's Cargo.lock, in the target folder
-//! where `tests/build.rs` builds the test plugins (`target/wasm-plugins`).
+//! where `tests/build.rs` builds the test plugins (under `target/wasm-plugins`).
 //! There wow-sdk and wit-bindgen for wasm32-wasip2 are already compiled with
 //! the same versions and profile, so only the new crate compiles.
 
@@ -35,13 +35,9 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Returns the target folder of the test plugins' build, beside this
-/// test's temporary folder.
+/// Returns the target folder of the test plugins' build.
 fn wasm_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("wasm-plugins")
+    PathBuf::from(env!("WOW_WASM_TARGET_DIR"))
 }
 
 /// Writes a bundle folder for an embedded test plugin.

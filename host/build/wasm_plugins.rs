@@ -86,11 +86,21 @@ fn package_name(cargo_toml: &Path) -> String {
 
 /// Plugins get their own target folder: the outer cargo holds the lock on
 /// the main one while this script runs.
-fn plugin_target_dir(workspace: &Path) -> PathBuf {
+/// Returns the folder the plugins build in. Its name carries a hash of the
+/// workspace path, because cargo names local crates' artifacts without
+/// their path: two checkouts sharing `CARGO_TARGET_DIR` would otherwise
+/// link each other's `wow-sdk`.
+pub fn plugin_target_dir(workspace: &Path) -> PathBuf {
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    target.join("wasm-plugins")
+    let hash = workspace
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    target.join("wasm-plugins").join(format!("{hash:016x}"))
 }
 
 fn compile(workspace: &Path, target_dir: &Path, crates: &[PluginCrate]) {

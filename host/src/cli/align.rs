@@ -200,6 +200,8 @@ pub fn align_and_evaluate(
         transfer.data = data.clone();
         transfer.skip = 0;
         transfer.adapter = None;
+        transfer.task_settings.clear();
+        transfer.task_files.clear();
         let original_dir = run.root().join("transfer").join(task).join("original");
         super::sample_into(&original_dir, &transfer, stop)?;
         transfer.adapter = Some(run.root().join("adapters").join(&label));

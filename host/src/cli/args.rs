@@ -206,6 +206,13 @@ pub struct EvaluateArgs {
     pub out: PathBuf,
 }
 
+fn parse_named_value(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
 fn parse_named_run(text: &str) -> Result<(String, PathBuf), String> {
     let (name, dir) = text
         .split_once('=')
@@ -274,6 +281,16 @@ pub struct RunArgs {
     /// Base seed of the run [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// Setting for the task plugin, as KEY=VALUE; may be repeated.
+    #[arg(long = "task-setting", value_parser = parse_named_value)]
+    pub task_settings: Vec<(String, String)>,
+
+    /// File whose text the task plugin reads as a setting, as KEY=PATH (for
+    /// example knowledge=countries_knowledge.jsonl for bio-generation); may
+    /// be repeated.
+    #[arg(long = "task-file", value_parser = parse_named_run)]
+    pub task_files: Vec<(String, PathBuf)>,
 
     /// Scorer plugin that grades wrong answers by plausibility, for tasks
     /// such as hellaswag (for example plausibility-lm) [default: none].
@@ -385,6 +402,8 @@ impl RunArgs {
         set(&mut config.top_p, self.top_p);
         set(&mut config.max_tokens, self.max_tokens);
         set(&mut config.seed, self.seed);
+        config.task_settings.extend(self.task_settings.iter().cloned());
+        config.task_files.extend(self.task_files.iter().cloned());
         if self.scorer.is_some() {
             config.scorer = self.scorer.clone();
         }

@@ -127,7 +127,7 @@ fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Res
     }
     // Task and scorer plugins reach the run's model when they grade.
     let registry = registry_with_model(config, model.clone())?;
-    let task = registry.task(&config.task)?;
+    let task = registry.task(&config.task)?.with_settings(config.task_plugin_settings()?);
     let scorer = config.scorer.as_deref().map(|name| registry.scorer(name)).transpose()?;
 
     let questions = run::load_questions(&task, config)?;

@@ -141,6 +141,13 @@ impl TaskPlugin {
         self.calls.name()
     }
 
+    /// Returns this handle with `settings`, which its calls read through
+    /// the `setting` import.
+    pub fn with_settings(mut self, settings: std::collections::BTreeMap<String, String>) -> Self {
+        self.calls.scope = CallScope::with_settings(settings);
+        self
+    }
+
     /// Returns the limits every call of this plugin runs under.
     pub fn limits(&self) -> &Limits {
         &self.calls.limits

@@ -37,6 +37,12 @@ pub struct RunConfig {
     pub top_p: f32,
     pub max_tokens: u32,
     pub seed: u64,
+    /// Settings the task plugin reads through the `setting` import.
+    pub task_settings: BTreeMap<String, String>,
+    /// Files whose text the task plugin reads as settings, by setting name,
+    /// such as Bio Generation's `knowledge` passages. The host reads them;
+    /// the plugin still has no file access.
+    pub task_files: BTreeMap<String, PathBuf>,
     /// Scorer plugin that grades wrong answers by the plausibility of the
     /// statements they make, for tasks that return such statements; `None`
     /// keeps the task's own correctness.
@@ -75,6 +81,8 @@ impl Default for RunConfig {
             top_p: 1.0,
             max_tokens: 256,
             seed: 0,
+            task_settings: BTreeMap::new(),
+            task_files: BTreeMap::new(),
             scorer: None,
             elicitors: vec!["heuristic".into(), "consistency".into(), "logits".into()],
             evaluator: None,
@@ -88,6 +96,17 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Returns the task plugin's settings: `task_settings`, plus the text
+    /// of each file in `task_files`.
+    pub fn task_plugin_settings(&self) -> Result<BTreeMap<String, String>, RunError> {
+        let mut settings = self.task_settings.clone();
+        for (name, path) in &self.task_files {
+            let text = std::fs::read_to_string(path).map_err(|source| RunError::io(path, source))?;
+            settings.insert(name.clone(), text);
+        }
+        Ok(settings)
+    }
+
     /// Reads a TOML config file; missing keys keep their defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, RunError> {
         let text = std::fs::read_to_string(path).map_err(|source| RunError::io(path, source))?;
@@ -130,6 +149,9 @@ impl RunConfig {
         }
         if self.seed != other.seed {
             differences.push("seed");
+        }
+        if self.task_settings != other.task_settings || self.task_files != other.task_files {
+            differences.push("task settings");
         }
         if self.scorer != other.scorer {
             differences.push("scorer");

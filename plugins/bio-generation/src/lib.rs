@@ -2,7 +2,9 @@
 //! al., 2023) grades what it wrote.
 //!
 //! Rows are JSONL with `topic`, `prompt` and `passages`, the knowledge
-//! source for that topic. The canonical answer is the response itself.
+//! source for that topic. Rows without `passages` take them from the
+//! knowledge file the run gives as setting `knowledge` (`--task-file
+//! knowledge=FILE`), a JSONL of `topic` and `passages` rows. The canonical answer is the response itself.
 //! Grading asks the run's model, as judge, to split the response into
 //! atomic facts, retrieves the passages most related to each fact with
 //! BM25 and asks the judge whether they support it (calibrated against the
@@ -51,8 +53,19 @@ pub struct Payload {
 struct Row {
     topic: String,
     prompt: String,
+    #[serde(default)]
+    passages: Option<Vec<String>>,
+}
+
+/// One line of a knowledge file.
+#[derive(Deserialize)]
+struct KnowledgeRow {
+    topic: String,
     passages: Vec<String>,
 }
+
+/// Passages by topic.
+pub type Knowledge = std::collections::BTreeMap<String, Vec<String>>;
 
 impl Task for BioGeneration {
     fn describe() -> TaskInfo {
@@ -63,7 +76,11 @@ impl Task for BioGeneration {
     }
 
     fn load(dataset: Vec<u8>) -> Result<Vec<Result<Question, ItemError>>, String> {
-        load(&dataset)
+        let knowledge = match host::setting("knowledge") {
+            Some(text) => parse_knowledge(&text)?,
+            None => Knowledge::new(),
+        };
+        load_with(&dataset, &knowledge)
     }
 
     fn prompt(question: Question, _seed: u64) -> Vec<Message> {
@@ -119,6 +136,24 @@ wow_sdk::export_task!(BioGeneration);
 /// Parses a JSONL file of `topic`, `prompt`, `passages` rows; the topic is
 /// the question id. A malformed line becomes an item error naming its line.
 pub fn load(dataset: &[u8]) -> Result<Vec<Result<Question, ItemError>>, String> {
+    load_with(dataset, &Knowledge::new())
+}
+
+/// Parses a knowledge file: JSONL rows of `topic` and `passages`. A topic
+/// listed twice keeps the passages of both lines.
+pub fn parse_knowledge(text: &str) -> Result<Knowledge, String> {
+    let mut knowledge = Knowledge::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let row: KnowledgeRow = serde_json::from_str(line)
+            .map_err(|e| format!("invalid knowledge file: line {}: {e}; expected {{\"topic\": ..., \"passages\": [...]}}", i + 1))?;
+        knowledge.entry(row.topic).or_default().extend(row.passages);
+    }
+    Ok(knowledge)
+}
+
+/// Parses a prompts file like [`load`], taking the passages of rows that
+/// have none from `knowledge`.
+pub fn load_with(dataset: &[u8], knowledge: &Knowledge) -> Result<Vec<Result<Question, ItemError>>, String> {
     let text = std::str::from_utf8(dataset).map_err(|e| format!("invalid Bio Generation file: not UTF-8: {e}"))?;
     let rows = text
         .lines()
@@ -126,7 +161,7 @@ pub fn load(dataset: &[u8]) -> Result<Vec<Result<Question, ItemError>>, String> 
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             let number = i + 1;
-            parse_line(line).map_err(|message| ItemError {
+            parse_line(line, knowledge).map_err(|message| ItemError {
                 id: format!("line {number}"),
                 message: format!("line {number}: {message}"),
             })
@@ -135,17 +170,26 @@ pub fn load(dataset: &[u8]) -> Result<Vec<Result<Question, ItemError>>, String> 
     Ok(rows)
 }
 
-fn parse_line(line: &str) -> Result<Question, String> {
+fn parse_line(line: &str, knowledge: &Knowledge) -> Result<Question, String> {
     let row: Row = serde_json::from_str(line).map_err(|e| format!("invalid Bio Generation row: {e}"))?;
     if row.topic.trim().is_empty() || row.prompt.trim().is_empty() {
         return Err("the topic and the prompt must not be empty".into());
     }
-    if row.passages.iter().all(|p| p.trim().is_empty()) {
+    let passages = match row.passages {
+        Some(passages) => passages,
+        None => knowledge.get(&row.topic).cloned().ok_or_else(|| {
+            format!(
+                "topic {:?} has no passages in the row or in the knowledge file; add them, or pass a knowledge file with --task-file knowledge=FILE",
+                row.topic
+            )
+        })?,
+    };
+    if passages.iter().all(|p| p.trim().is_empty()) {
         return Err(format!("topic {:?} has no knowledge passages", row.topic));
     }
     let payload = Payload {
         topic: row.topic,
-        passages: row.passages,
+        passages,
     };
     Ok(Question {
         id: payload.topic.clone(),
@@ -272,6 +316,30 @@ mod tests {
         assert!(missing.message.starts_with("line 3: invalid"), "{}", missing.message);
         let empty = rows[2].as_ref().unwrap_err();
         assert!(empty.message.contains("no knowledge passages"), "{}", empty.message);
+    }
+
+    #[test]
+    fn knowledge_file_fills_missing_passages() {
+        let knowledge = parse_knowledge(
+            "{\"topic\": \"Peru\", \"passages\": [\"The capital of Peru is Lima.\"]}\n\n\
+             {\"topic\": \"Peru\", \"passages\": [\"Peru is in South America.\"]}\n",
+        )
+        .unwrap();
+        let prompts = "{\"topic\": \"Peru\", \"prompt\": \"Tell me about Peru.\"}\n\
+                       {\"topic\": \"Chad\", \"prompt\": \"Tell me about Chad.\"}\n";
+
+        let rows = load_with(prompts.as_bytes(), &knowledge).unwrap();
+        let payload: Payload = serde_json::from_str(&rows[0].as_ref().unwrap().payload).unwrap();
+        assert_eq!(payload.passages, ["The capital of Peru is Lima.", "Peru is in South America."]);
+        let missing = rows[1].as_ref().unwrap_err();
+        assert_eq!(missing.id, "line 2");
+        assert!(missing.message.contains("topic \"Chad\" has no passages"), "{}", missing.message);
+    }
+
+    #[test]
+    fn malformed_knowledge_names_its_line() {
+        let error = parse_knowledge("{\"topic\": \"Peru\", \"passages\": []}\n{\"topic\": 3}\n").unwrap_err();
+        assert!(error.contains("line 2"), "{error}");
     }
 
     #[test]
