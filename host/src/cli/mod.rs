@@ -61,9 +61,14 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             blocking(move || experiment::experiment_command(&experiment_args, &stop)).await
         }
         Command::Grid(grid_args) => blocking(move || grid::grid_command(&grid_args, &stop)).await,
-        Command::Model(ModelCommand::Fetch { cache_dir }) => {
+        Command::Model(ModelCommand::Fetch { cache_dir, gemma3 }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
-            let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
+            let fetch = if gemma3 {
+                model::fetch_gemma3_model
+            } else {
+                model::fetch_default_model
+            };
+            let path = blocking(move || Ok(fetch(&cache_dir)?)).await?;
             println!("{}", path.display());
             Ok(())
         }

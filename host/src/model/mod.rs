@@ -10,8 +10,9 @@ pub use embed::{
 };
 
 pub use local::{
-    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, Projection,
-    TokenSample, default_cache_dir, default_device, default_model_path, fetch_default_model, tokenizer_from_gguf,
+    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, GEMMA3_MODEL_FILE, GEMMA3_MODEL_PACKAGE,
+    GEMMA3_MODEL_PATH_VAR, LocalModel, MODEL_PATH_VAR, Projection, TokenSample, default_cache_dir, default_device,
+    default_model_path, fetch_default_model, fetch_gemma3_model, gemma3_model_path, tokenizer_from_gguf,
 };
 pub(crate) use local::{read_gguf_config, rope_tables};
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,7 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("prompt has {tokens} tokens but the model's context is {context}")]
     ContextOverflow { tokens: usize, context: usize },
-    #[error("failed to fetch the default model: {0}")]
+    #[error("failed to fetch a model: {0}")]
     Fetch(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

