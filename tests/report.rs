@@ -179,7 +179,8 @@ fn screenshot(report: &Path, figures: &[String], scratch: &Path) -> (u32, u32, V
 
     let profile = tempfile::tempdir().unwrap();
     let png = scratch.join("page.png");
-    let height = 900 + 520 * figures.len();
+    // Tall enough for the tables above and between the figures.
+    let height = 1800 + 520 * figures.len();
     let status = Command::new(CHROMIUM)
         .args([
             "--headless",
