@@ -178,16 +178,16 @@ fn check_plugins(experiment: &Experiment, file: &Path) -> anyhow::Result<()> {
         .collect();
 
     // An elicitor entry may carry settings after the plugin name.
-    let elicitor_plugins: Vec<&str> = experiment
+    let elicitor_plugins: Vec<String> = experiment
         .elicitors
         .iter()
-        .map(|spec| spec.split_once(':').map_or(spec.as_str(), |(plugin, _)| plugin))
-        .collect();
+        .map(|text| text.parse::<crate::plugin::ElicitorSpec>().map(|spec| spec.plugin))
+        .collect::<Result<_, _>>()?;
     let wanted = experiment
         .tasks
         .iter()
         .map(|task| (task.plugin.as_str(), PluginKind::Task))
-        .chain(elicitor_plugins.into_iter().map(|name| (name, PluginKind::Elicitor)));
+        .chain(elicitor_plugins.iter().map(|name| (name.as_str(), PluginKind::Elicitor)));
     let unknown: Vec<String> = wanted
         .filter(|(name, kind)| {
             !available

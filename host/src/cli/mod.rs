@@ -369,10 +369,7 @@ fn extra_generator(config: &RunConfig, run: &RunDir, index: usize, text: &str) -
 /// use, behind a response cache in RUN/cache/evaluator, and the cache's
 /// counters.
 fn evaluator_model(config: &RunConfig, run: &RunDir) -> (SharedModel, Arc<CacheStats>) {
-    let spec = match &config.evaluator {
-        Some(text) => ModelSpec::parse(text),
-        None => ModelSpec::from_path(config.model.as_deref()),
-    };
+    let spec = evaluator_spec(config);
     let identity = spec.identity();
     let lazy = Box::new(LazyModel::new(spec, config.http.clone()));
     let cached = CachedModel::new(lazy, identity, run.path("cache/evaluator"));
@@ -381,13 +378,17 @@ fn evaluator_model(config: &RunConfig, run: &RunDir) -> (SharedModel, Arc<CacheS
     (Arc::new(Mutex::new(model)), stats)
 }
 
-/// Returns the short name of the evaluator model recorded in results.
-fn evaluator_name(config: &RunConfig) -> String {
-    let spec = match &config.evaluator {
+/// Returns the evaluator: `--evaluator`, else the run's own model.
+fn evaluator_spec(config: &RunConfig) -> ModelSpec {
+    match &config.evaluator {
         Some(text) => ModelSpec::parse(text),
         None => ModelSpec::from_path(config.model.as_deref()),
-    };
-    generator_name(&spec)
+    }
+}
+
+/// Returns the short name of the evaluator model recorded in results.
+fn evaluator_name(config: &RunConfig) -> String {
+    generator_name(&evaluator_spec(config))
 }
 
 /// Returns the short name of a model in results: the file name of a local

@@ -91,7 +91,7 @@ fn lower<T: PartialOrd + Copy + std::fmt::Display>(limit: &mut T, requested: T, 
     }
 }
 
-/// What the calls of one plugin handle see besides their arguments: the
+/// Context of the calls of one plugin handle besides their arguments: the
 /// settings the run gives the plugin (the `setting` import) and the counters
 /// its calls add to (the `tally` import).
 #[derive(Debug, Clone, Default)]

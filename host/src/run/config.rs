@@ -22,7 +22,7 @@ pub struct RunConfig {
     pub model: Option<PathBuf>,
     /// Extra generators that answer every question too, as model files or
     /// endpoints (`BASE_URL#MODEL`): generator `g` (from 1) writes samples
-    /// `g * samples ..`, so the run holds a mix of models' responses.
+    /// `g * samples ..`, so the run contains a mix of models' responses.
     pub generators: Vec<String>,
     /// LoRA adapter (PEFT layout) merged into the model before sampling.
     pub adapter: Option<PathBuf>,

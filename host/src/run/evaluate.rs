@@ -30,7 +30,7 @@ pub struct AlignmentRow {
 pub struct AlignmentTable {
     pub task: String,
     pub rows: Vec<AlignmentRow>,
-    /// Other tasks the same models answered, showing how an adapter trained
+    /// Other tasks the same models were sampled on, showing how an adapter trained
     /// on `task` generalises; rows are matched by source name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfer: Vec<TaskRows>,

@@ -55,9 +55,15 @@ pub fn default_cache_dir() -> PathBuf {
 /// Returns `$WOW_MODEL` if set, else the default model in
 /// [`default_cache_dir`], downloading it first when it is missing.
 pub fn default_model_path() -> Result<PathBuf, ModelError> {
-    match std::env::var_os(MODEL_PATH_VAR).filter(|v| !v.is_empty()) {
+    path_from_env_or_fetch(MODEL_PATH_VAR, fetch_default_model)
+}
+
+/// Returns the path in environment variable `var` when it is set and not
+/// empty, else the result of `fetch` on [`default_cache_dir`].
+fn path_from_env_or_fetch(var: &str, fetch: fn(&Path) -> Result<PathBuf, ModelError>) -> Result<PathBuf, ModelError> {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(path) => Ok(PathBuf::from(path)),
-        None => fetch_default_model(&default_cache_dir()),
+        None => fetch(&default_cache_dir()),
     }
 }
 
@@ -88,10 +94,7 @@ pub fn fetch_default_model(cache_dir: &Path) -> Result<PathBuf, ModelError> {
 /// Returns `$WOW_GEMMA3_MODEL` if set, else Gemma 3 270M in
 /// [`default_cache_dir`], downloading it first when it is missing.
 pub fn gemma3_model_path() -> Result<PathBuf, ModelError> {
-    match std::env::var_os(GEMMA3_MODEL_PATH_VAR).filter(|v| !v.is_empty()) {
-        Some(path) => Ok(PathBuf::from(path)),
-        None => fetch_gemma3_model(&default_cache_dir()),
-    }
+    path_from_env_or_fetch(GEMMA3_MODEL_PATH_VAR, fetch_gemma3_model)
 }
 
 /// Returns the path of [`GEMMA3_MODEL_FILE`] in `cache_dir`. When it is
