@@ -46,9 +46,16 @@ fn knowledge_file_supplies_passages() {
     let peru = rows[0].as_ref().unwrap();
     let payload: serde_json::Value = serde_json::from_str(&peru.payload).unwrap();
     let passages = payload["passages"].as_array().unwrap();
-    assert!(passages.iter().any(|p| p == "The capital of Peru is Lima."), "{passages:?}");
+    assert!(
+        passages.iter().any(|p| p == "The capital of Peru is Lima."),
+        "{passages:?}"
+    );
     let missing = rows[1].as_ref().unwrap_err();
-    assert!(missing.message.contains("topic \"Atlantis\" has no passages"), "{}", missing.message);
+    assert!(
+        missing.message.contains("topic \"Atlantis\" has no passages"),
+        "{}",
+        missing.message
+    );
 }
 
 #[test]

@@ -124,8 +124,16 @@ fn evaluate_adds_transfer_task_columns() {
     let dir = |name: &str| root.path().join(name);
     write_run(&dir("path-base"), &[("q1", Some(0.2), false, 0.5)]);
     write_run(&dir("path-dpo"), &[("q1", Some(0.6), false, 0.5)]);
-    write_task_run(&dir("flow-base"), "nlgraph-max-flow", &[("f1", Some(0.3), false, 0.5), ("f2", Some(1.0), true, 0.9)]);
-    write_task_run(&dir("flow-dpo"), "nlgraph-max-flow", &[("f1", Some(0.5), false, 0.5), ("f2", Some(0.1), false, 0.9)]);
+    write_task_run(
+        &dir("flow-base"),
+        "nlgraph-max-flow",
+        &[("f1", Some(0.3), false, 0.5), ("f2", Some(1.0), true, 0.9)],
+    );
+    write_task_run(
+        &dir("flow-dpo"),
+        "nlgraph-max-flow",
+        &[("f1", Some(0.5), false, 0.5), ("f2", Some(0.1), false, 0.9)],
+    );
 
     let out = dir("eval");
     let output = cli()
@@ -150,7 +158,14 @@ fn evaluate_adds_transfer_task_columns() {
     assert!((rows[0]["quality"]["accuracy"].as_f64().unwrap() - 0.5).abs() < 1e-9);
 
     let markdown = std::fs::read_to_string(out.join("alignment.md")).unwrap();
-    assert!(markdown.contains("| source | nlgraph-shortest-path p_wrong |"), "{markdown}");
+    assert!(
+        markdown.contains("| source | nlgraph-shortest-path p_wrong |"),
+        "{markdown}"
+    );
     assert!(markdown.contains("nlgraph-max-flow ECE |"), "{markdown}");
-    assert_eq!(markdown.lines().filter(|line| line.starts_with("| dpo |")).count(), 1, "{markdown}");
+    assert_eq!(
+        markdown.lines().filter(|line| line.starts_with("| dpo |")).count(),
+        1,
+        "{markdown}"
+    );
 }

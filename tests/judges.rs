@@ -110,7 +110,11 @@ fn cache_entries(run: &Path) -> usize {
         .filter_map(Result::ok)
         .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
         .flatten()
-        .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
         .count()
 }
 
@@ -180,7 +184,11 @@ fn mixed_generators_write_self_and_mix_sets() {
     for response in &responses {
         let sample = response["sample"].as_u64().unwrap();
         let generator = response["generator"].as_str();
-        assert_eq!(generator.is_some(), sample >= 3, "sample {sample} has generator {generator:?}");
+        assert_eq!(
+            generator.is_some(),
+            sample >= 3,
+            "sample {sample} has generator {generator:?}"
+        );
     }
 
     let preferences = out.path().join("preferences");
@@ -191,7 +199,9 @@ fn mixed_generators_write_self_and_mix_sets() {
         assert!(pair["chosen_sample"].as_u64().unwrap() < 3, "{pair}");
         assert!(pair["rejected_sample"].as_u64().unwrap() < 3, "{pair}");
     }
-    let crosses = |pair: &&Value| (pair["chosen_sample"].as_u64().unwrap() < 3) != (pair["rejected_sample"].as_u64().unwrap() < 3);
+    let crosses = |pair: &&Value| {
+        (pair["chosen_sample"].as_u64().unwrap() < 3) != (pair["rejected_sample"].as_u64().unwrap() < 3)
+    };
     assert!(mix.iter().any(|p| crosses(&p)) || mix.len() == own.len());
 }
 
@@ -220,7 +230,15 @@ fn mix_run_with_local_gemma_needs_no_server() {
 
     let responses = read_lines(&out.path().join("responses.jsonl"));
     let generators: Vec<Option<&str>> = responses.iter().map(|r| r["generator"].as_str()).collect();
-    assert_eq!(generators, [None, None, Some("gemma-3-270m-q4_k_m.gguf"), Some("gemma-3-270m-q4_k_m.gguf")]);
+    assert_eq!(
+        generators,
+        [
+            None,
+            None,
+            Some("gemma-3-270m-q4_k_m.gguf"),
+            Some("gemma-3-270m-q4_k_m.gguf")
+        ]
+    );
     for response in &responses[2..] {
         assert!(response["token_count"].as_u64().unwrap() > 0, "{response}");
     }
@@ -246,9 +264,17 @@ fn judges_keep_consistent_pairs_and_cache_replies() {
     assert!(pairs > 0, "the sampled question has no wrong-wrong pairs: {table}");
 
     // Every pair ends in exactly one outcome.
-    let (kept, inconsistent, unparsable) = (count(checked, "kept"), count(checked, "inconsistent"), count(checked, "unparsable"));
+    let (kept, inconsistent, unparsable) = (
+        count(checked, "kept"),
+        count(checked, "inconsistent"),
+        count(checked, "unparsable"),
+    );
     assert_eq!(kept + inconsistent + unparsable, pairs, "{checked}");
-    assert_eq!(count(unchecked, "kept") + count(unchecked, "unparsable"), pairs, "{unchecked}");
+    assert_eq!(
+        count(unchecked, "kept") + count(unchecked, "unparsable"),
+        pairs,
+        "{unchecked}"
+    );
     assert_eq!(count(unchecked, "inconsistent"), 0);
     assert_eq!(count(unchecked, "judged"), pairs);
 
@@ -270,8 +296,16 @@ fn judges_keep_consistent_pairs_and_cache_replies() {
     assert_eq!(misses_again, 0);
     assert_eq!(hits_again, hits + misses);
     let again = read_json(&out.path().join("wow_accuracy.json"));
-    for name in ["pairwise-max-tokens-32", "pairwise-consistency-off-max-tokens-32", "score-k-2-max-tokens-48"] {
-        assert_eq!(method(&again, name)["margins"], method(&table, name)["margins"], "{name}");
+    for name in [
+        "pairwise-max-tokens-32",
+        "pairwise-consistency-off-max-tokens-32",
+        "score-k-2-max-tokens-48",
+    ] {
+        assert_eq!(
+            method(&again, name)["margins"],
+            method(&table, name)["margins"],
+            "{name}"
+        );
     }
 }
 
@@ -296,7 +330,12 @@ fn killed_server_fails_items_then_rerun_completes() {
     .map(|s| s.to_string())
     .collect();
 
-    let child = cli().args(&args).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let child = cli()
+        .args(&args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(50);
     while cache_entries(out.path()) < 1 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -323,4 +362,3 @@ fn killed_server_fails_items_then_rerun_completes() {
     let (hits, _) = cache_summary(&rerun.stderr);
     assert!(hits >= 1, "the rerun repeated requests that had finished");
 }
-

@@ -70,9 +70,7 @@ pub fn setting(name: &str) -> Option<String> {
 pub fn setting_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match setting(name) {
         None => Ok(default),
-        Some(value) => value
-            .parse()
-            .map_err(|_| format!("invalid setting {name}={value:?}")),
+        Some(value) => value.parse().map_err(|_| format!("invalid setting {name}={value:?}")),
     }
 }
 

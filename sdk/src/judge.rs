@@ -134,7 +134,11 @@ fn prose_choice(line: &str) -> Option<i64> {
     let better = lower.rfind(" is better").and_then(|end| {
         let before = lower[..end].trim_end();
         let digits = before.rsplit(' ').next()?;
-        before.trim_end_matches(digits).trim_end().ends_with("output").then(|| digits.parse().ok())?
+        before
+            .trim_end_matches(digits)
+            .trim_end()
+            .ends_with("output")
+            .then(|| digits.parse().ok())?
     });
     after_answer.or(better)
 }
@@ -201,14 +205,23 @@ mod tests {
     fn preferred_output_missing_line() {
         assert_eq!(preferred_output("Both are wrong."), Err(VerdictError::Missing));
         assert_eq!(preferred_output("Preferred output: either"), Err(VerdictError::Missing));
-        assert_eq!(preferred_output("The answer is 12 km away."), Err(VerdictError::OutOfRange(12)));
+        assert_eq!(
+            preferred_output("The answer is 12 km away."),
+            Err(VerdictError::OutOfRange(12))
+        );
         assert_eq!(preferred_output("The answer is unclear."), Err(VerdictError::Missing));
     }
 
     #[test]
     fn preferred_output_out_of_range() {
-        assert_eq!(preferred_output("Preferred output: 3"), Err(VerdictError::OutOfRange(3)));
-        assert_eq!(preferred_output("Preferred output: 0"), Err(VerdictError::OutOfRange(0)));
+        assert_eq!(
+            preferred_output("Preferred output: 3"),
+            Err(VerdictError::OutOfRange(3))
+        );
+        assert_eq!(
+            preferred_output("Preferred output: 0"),
+            Err(VerdictError::OutOfRange(0))
+        );
     }
 
     #[test]

@@ -63,8 +63,24 @@ impl LlamaServer {
         );
         let log_file = std::fs::File::create(&self.log).expect("create the server log");
         let child = Command::new(&python)
-            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--n_ctx", "2048", "--logits_all", "true"])
-            .args(["--port", &self.port.to_string(), "--n_threads", "2", "--verbose", "false"])
+            .args([
+                "-m",
+                "llama_cpp.server",
+                "--host",
+                "127.0.0.1",
+                "--n_ctx",
+                "2048",
+                "--logits_all",
+                "true",
+            ])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--n_threads",
+                "2",
+                "--verbose",
+                "false",
+            ])
             .arg("--model")
             .arg(&self.model)
             .stdin(Stdio::null())
@@ -106,7 +122,10 @@ impl LlamaServer {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        panic!("llama_cpp.server did not answer within {START_TIMEOUT:?}: {}", self.log_tail());
+        panic!(
+            "llama_cpp.server did not answer within {START_TIMEOUT:?}: {}",
+            self.log_tail()
+        );
     }
 
     fn log_tail(&self) -> String {

@@ -160,7 +160,10 @@ impl HttpModel {
 /// Failure of one request.
 enum Failure {
     /// Worth sending again: no connection, a timeout, 429 or 5xx.
-    Retryable { message: String, retry_after: Option<Duration> },
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// Sending again would fail the same way: 4xx or an invalid reply.
     Fatal(String),
 }
@@ -249,7 +252,13 @@ fn parse_completion(reply: &Value) -> Result<Generation, String> {
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: f64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds).min(MAX_BACKOFF))
 }
 

@@ -110,7 +110,11 @@ impl ChatModel for LazyModel {
         &self.name
     }
 
-    fn generate(&mut self, messages: &[super::Message], sampling: &super::Sampling) -> Result<Vec<super::Generation>, ModelError> {
+    fn generate(
+        &mut self,
+        messages: &[super::Message],
+        sampling: &super::Sampling,
+    ) -> Result<Vec<super::Generation>, ModelError> {
         self.model()?.generate(messages, sampling)
     }
 

@@ -10,8 +10,8 @@ use super::bindings::types::{Candidate, Grade, ItemError, Judgement, Question};
 use super::bindings::{elicitor, scorer, task};
 use super::error::{FailureKind, PluginError};
 use super::manifest::Manifest;
-use super::spec::ElicitorSpec;
 use super::sandbox::{CallScope, Limits, PluginState, Sandbox, call_error};
+use super::spec::ElicitorSpec;
 use super::validate;
 use crate::model;
 

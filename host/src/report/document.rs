@@ -500,7 +500,10 @@ mod tests {
     fn evaluator_tables_pivot_tasks_into_columns() {
         let path = run(
             "shortest-path",
-            vec![method("pairwise", "judge-a", 0.5, 10), method("score", "judge-b", 0.25, 8)],
+            vec![
+                method("pairwise", "judge-a", 0.5, 10),
+                method("score", "judge-b", 0.25, 8),
+            ],
         );
         let flow = run("max-flow", vec![method("pairwise", "judge-a", 0.75, 4)]);
         let runs = [(&path.0, &path.1), (&flow.0, &flow.1)];

@@ -173,7 +173,11 @@ fn task_cells(task: &TaskRows, source: &str) -> String {
     }
 }
 
-fn best(rows: &[AlignmentRow], value: impl Fn(&AnswerQuality) -> Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+fn best(
+    rows: &[AlignmentRow],
+    value: impl Fn(&AnswerQuality) -> Option<f64>,
+    pick: fn(f64, f64) -> f64,
+) -> Option<f64> {
     rows.iter().filter_map(|row| value(&row.quality)).reduce(pick)
 }
 

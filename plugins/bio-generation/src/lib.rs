@@ -144,8 +144,12 @@ pub fn load(dataset: &[u8]) -> Result<Vec<Result<Question, ItemError>>, String> 
 pub fn parse_knowledge(text: &str) -> Result<Knowledge, String> {
     let mut knowledge = Knowledge::new();
     for (i, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-        let row: KnowledgeRow = serde_json::from_str(line)
-            .map_err(|e| format!("invalid knowledge file: line {}: {e}; expected {{\"topic\": ..., \"passages\": [...]}}", i + 1))?;
+        let row: KnowledgeRow = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "invalid knowledge file: line {}: {e}; expected {{\"topic\": ..., \"passages\": [...]}}",
+                i + 1
+            )
+        })?;
         knowledge.entry(row.topic).or_default().extend(row.passages);
     }
     Ok(knowledge)
@@ -330,10 +334,17 @@ mod tests {
 
         let rows = load_with(prompts.as_bytes(), &knowledge).unwrap();
         let payload: Payload = serde_json::from_str(&rows[0].as_ref().unwrap().payload).unwrap();
-        assert_eq!(payload.passages, ["The capital of Peru is Lima.", "Peru is in South America."]);
+        assert_eq!(
+            payload.passages,
+            ["The capital of Peru is Lima.", "Peru is in South America."]
+        );
         let missing = rows[1].as_ref().unwrap_err();
         assert_eq!(missing.id, "line 2");
-        assert!(missing.message.contains("topic \"Chad\" has no passages"), "{}", missing.message);
+        assert!(
+            missing.message.contains("topic \"Chad\" has no passages"),
+            "{}",
+            missing.message
+        );
     }
 
     #[test]

@@ -74,7 +74,12 @@ pub fn judge_prompt(question: &str, first: &str, second: &str, max_chars: usize)
 /// Combines the verdicts on (a, b) and, with the check, on (b, a) into the
 /// preferred candidate index, or the counter that explains why there is
 /// none. Verdicts are 1 or 2, positions in the prompt that was asked.
-pub fn combine(a: u32, b: u32, forward: Result<u8, VerdictError>, backward: Option<Result<u8, VerdictError>>) -> Result<u32, &'static str> {
+pub fn combine(
+    a: u32,
+    b: u32,
+    forward: Result<u8, VerdictError>,
+    backward: Option<Result<u8, VerdictError>>,
+) -> Result<u32, &'static str> {
     let forward_choice = match forward {
         Ok(1) => a,
         Ok(_) => b,
@@ -114,11 +119,23 @@ fn ask(messages: &[Message], settings: &Settings) -> Result<Result<u8, VerdictEr
     Ok(verdict)
 }
 
-fn judge_pair(question: &Question, candidates: &[Candidate], a: u32, b: u32, settings: &Settings) -> Result<Option<Preference>, String> {
+fn judge_pair(
+    question: &Question,
+    candidates: &[Candidate],
+    a: u32,
+    b: u32,
+    settings: &Settings,
+) -> Result<Option<Preference>, String> {
     let (first, second) = (&candidates[a as usize].text, &candidates[b as usize].text);
-    let forward = ask(&judge_prompt(&question.text, first, second, settings.max_chars), settings)?;
+    let forward = ask(
+        &judge_prompt(&question.text, first, second, settings.max_chars),
+        settings,
+    )?;
     let backward = if settings.consistency && forward.is_ok() {
-        Some(ask(&judge_prompt(&question.text, second, first, settings.max_chars), settings)?)
+        Some(ask(
+            &judge_prompt(&question.text, second, first, settings.max_chars),
+            settings,
+        )?)
     } else {
         None
     };
@@ -127,7 +144,11 @@ fn judge_pair(question: &Question, candidates: &[Candidate], a: u32, b: u32, set
         Ok(chosen) => {
             host::tally("kept", 1);
             let rejected = if chosen == a { b } else { a };
-            Ok(Some(Preference { chosen, rejected, strength: 1.0 }))
+            Ok(Some(Preference {
+                chosen,
+                rejected,
+                strength: 1.0,
+            }))
         }
         Err(counter) => {
             host::tally(counter, 1);
@@ -151,7 +172,10 @@ impl Elicitor for Pairwise {
         let mut preferences = Vec::new();
         for (a, b) in pairs {
             if a as usize >= candidates.len() || b as usize >= candidates.len() {
-                return Err(format!("pair ({a}, {b}) is outside the {} candidates", candidates.len()));
+                return Err(format!(
+                    "pair ({a}, {b}) is outside the {} candidates",
+                    candidates.len()
+                ));
             }
             preferences.extend(judge_pair(&question, &candidates, a, b, &settings)?);
         }
@@ -202,6 +226,9 @@ mod tests {
     #[test]
     fn unparsable_reply_gives_no_preference() {
         assert_eq!(combine(3, 5, Err(VerdictError::Missing), None), Err("unparsable"));
-        assert_eq!(combine(3, 5, Ok(1), Some(Err(VerdictError::OutOfRange(4)))), Err("unparsable"));
+        assert_eq!(
+            combine(3, 5, Ok(1), Some(Err(VerdictError::OutOfRange(4)))),
+            Err("unparsable")
+        );
     }
 }

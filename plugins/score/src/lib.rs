@@ -53,9 +53,15 @@ impl Settings {
 pub fn judge_prompt(question: &str, responses: &[&str], max_chars: usize) -> Vec<Message> {
     let mut listing = String::new();
     for (i, response) in responses.iter().enumerate() {
-        listing.push_str(&format!("Response {}:\n{}\n\n", i + 1, judge::clip(response, max_chars)));
+        listing.push_str(&format!(
+            "Response {}:\n{}\n\n",
+            i + 1,
+            judge::clip(response, max_chars)
+        ));
     }
-    let format_lines: Vec<String> = (1..=responses.len()).map(|i| format!("Response {i} score: n")).collect();
+    let format_lines: Vec<String> = (1..=responses.len())
+        .map(|i| format!("Response {i} score: n"))
+        .collect();
     let instruction = format!(
         "Here is a question and {count} answer{plural} to it. Grade how correct each answer is \
          on an integer scale from 0 (completely wrong) to {MAX_SCORE} (fully correct).\n\n\
@@ -86,7 +92,12 @@ pub fn candidates_to_grade(count: usize, pairs: &[(u32, u32)]) -> Vec<usize> {
     indices.into_iter().collect()
 }
 
-fn grade_batch(question: &Question, candidates: &[Candidate], batch: &[usize], settings: &Settings) -> Result<Result<Vec<u8>, VerdictError>, String> {
+fn grade_batch(
+    question: &Question,
+    candidates: &[Candidate],
+    batch: &[usize],
+    settings: &Settings,
+) -> Result<Result<Vec<u8>, VerdictError>, String> {
     let responses: Vec<&str> = batch.iter().map(|&i| candidates[i].text.as_str()).collect();
     let sampling = Sampling {
         temperature: 0.0,
