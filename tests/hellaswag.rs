@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use wow::model::{ChatModel, LocalModel};
 use wow::plugin::{Limits, Question, ScorerPlugin, SharedModel, TaskPlugin};
+use wow_sdk::statement;
 use wow_tests::{data_dir, model_path, registry_with_model, registry_with_test_plugins};
 
 const FILE: &str = "hellaswag/hellaswag_val_first2000.jsonl";
 
 /// Items scored per scorer in the ranking tests; `WOW_HELLASWAG_ITEMS`
 /// overrides it (the README records the share on 100 items).
-const DEFAULT_RANKED_ITEMS: usize = 20;
+const DEFAULT_RANKED_ITEMS: usize = 6;
 
 fn load(task: &TaskPlugin) -> Vec<Question> {
     let bytes = std::fs::read(data_dir().join(FILE)).unwrap();
@@ -115,7 +116,7 @@ fn wrong_endings_grade_zero_and_state_themselves() {
     let statements = task.statements(question, "0").unwrap();
     assert_eq!(
         statements,
-        ["A man is sitting on a roof. he is using wrap to wrap a pair of skis."]
+        ["A man is sitting on a roof. he\u{1f}is using wrap to wrap a pair of skis."]
     );
     assert!(task.grade(question, "9").is_err());
     assert_eq!(task.extract(question, 0, "A man keeps working.").unwrap(), None);
@@ -189,7 +190,8 @@ fn plausibility_ranks_gold_endings() {
     assert!((0.0..=1.0).contains(&share));
 }
 
-/// A real sentence is more plausible than the same words in reverse order.
+/// A real sentence is more plausible than the same words in reverse order,
+/// both whole and as an ending given its scene.
 #[test]
 fn plausibility_prefers_real_sentences() {
     let registry = registry_with_model(Limits::default(), shared_model());
@@ -197,18 +199,27 @@ fn plausibility_prefers_real_sentences() {
     let scorer = registry.scorer("plausibility-lm").unwrap();
     let questions = load(&task);
 
-    let items = 12;
-    let mut preferred = 0;
+    let items = 8;
+    let (mut whole, mut given) = (0, 0);
     for question in questions.iter().take(items) {
         let sentence = question.reference.as_deref().unwrap();
-        let reversed: Vec<&str> = sentence.split_whitespace().rev().collect();
-        let real = scorer.score(question, sentence).unwrap();
-        let scrambled = scorer.score(question, &reversed.join(" ")).unwrap();
-        if real > scrambled {
-            preferred += 1;
+        if scorer.score(question, sentence).unwrap() > scorer.score(question, &reversed(sentence)).unwrap() {
+            whole += 1;
+        }
+
+        let gold = ending(question, label(question));
+        let real = statement::conditional(&question.text, &gold);
+        let scrambled = statement::conditional(&question.text, &reversed(&gold));
+        if scorer.score(question, &real).unwrap() > scorer.score(question, &scrambled).unwrap() {
+            given += 1;
         }
     }
-    assert!(preferred >= 11, "real sentence preferred on {preferred}/{items} items");
+    assert!(whole >= 7, "real sentence preferred on {whole}/{items} items");
+    assert!(given >= 7, "real ending preferred on {given}/{items} items");
+}
+
+fn reversed(sentence: &str) -> String {
+    sentence.split_whitespace().rev().collect::<Vec<_>>().join(" ")
 }
 
 #[test]

@@ -133,6 +133,7 @@ pub mod host;
 pub mod judge;
 mod log;
 mod shuffle;
+pub mod statement;
 mod types;
 
 pub use shuffle::{SplitMix64, shuffle};

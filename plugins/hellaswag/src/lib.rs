@@ -6,11 +6,11 @@
 //! in the dataset row, so answers of differently shuffled samples compare
 //! equal. The gold ending has correctness 1 and the others 0; a run that
 //! names a scorer replaces that 0 with the plausibility of the wrong
-//! ending, which [`Task::statements`] states as the context followed by
-//! the ending.
+//! ending, which [`Task::statements`] states as the ending given the
+//! context.
 
 use serde::{Deserialize, Serialize};
-use wow_sdk::{Grade, ItemError, Message, Question, Task, TaskInfo, choice};
+use wow_sdk::{Grade, ItemError, Message, Question, Task, TaskInfo, choice, statement};
 
 /// Endings per item in every official split.
 pub const ENDINGS: usize = 4;
@@ -29,9 +29,10 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// Returns the context followed by ending `index`, as one statement.
+    /// Returns ending `index` as a statement given the context, so that a
+    /// scorer judges the ending in its scene.
     fn statement(&self, index: usize) -> String {
-        format!("{} {}", self.context.trim_end(), self.endings[index].trim())
+        statement::conditional(&self.context, &self.endings[index])
     }
 }
 
@@ -152,7 +153,7 @@ fn load_line(line: &str) -> Result<Question, String> {
     Ok(Question {
         id: row.ind.to_string(),
         text: payload.context.clone(),
-        reference: Some(payload.statement(payload.label)),
+        reference: Some(statement::plain(&payload.statement(payload.label))),
         payload: serde_json::to_string(&payload).expect("payload serialises"),
     })
 }
@@ -300,11 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn statements_join_context_and_ending() {
+    fn statements_give_context_before_ending() {
         let statements = HellaSwag::statements(question(), "1".into());
         assert_eq!(
             statements,
-            ["A man is sitting on a roof. he is ripping level tiles off."]
+            ["A man is sitting on a roof. he\u{1f}is ripping level tiles off."]
         );
         assert!(HellaSwag::statements(question(), "x".into()).is_empty());
     }

@@ -1,9 +1,10 @@
 //! Plausibility under the evaluator model: the geometric mean of the token
 //! probabilities of a statement, `exp(mean log p)`, which lies in (0, 1]
 //! and does not favour short statements the way a summed log-likelihood
-//! does.
+//! does. A statement with a given part (see [`wow_sdk::statement`]) is
+//! scored on the tokens of its judged part only, after the given part.
 
-use wow_sdk::{Message, Question, Scorer, ScorerInfo};
+use wow_sdk::{Message, Question, Scorer, ScorerInfo, statement};
 
 /// The `plausibility-lm` scorer.
 pub struct PlausibilityLm;
@@ -25,14 +26,29 @@ impl Scorer for PlausibilityLm {
     }
 
     fn score(question: Question, answer: String) -> Result<f64, String> {
-        let statement = truncate(answer.trim(), MAX_STATEMENT_BYTES);
-        if statement.is_empty() {
+        let (given, judged) = statement::split(answer.trim());
+        let judged = truncate(judged.trim(), MAX_STATEMENT_BYTES);
+        if judged.is_empty() {
             return Err(format!("question {}: the statement is empty", question.id));
         }
-        let logprobs = wow_sdk::host::logprobs(&[Message::user(INSTRUCTION)], statement)?;
+        let logprobs = match given.map(str::trim).filter(|given| !given.is_empty()) {
+            Some(given) => judged_logprobs(truncate(given, MAX_STATEMENT_BYTES), judged)?,
+            None => wow_sdk::host::logprobs(&[Message::user(INSTRUCTION)], judged)?,
+        };
         plausibility(&logprobs)
             .ok_or_else(|| format!("question {}: the model returned no log-probabilities", question.id))
     }
+}
+
+/// Returns the log-probabilities of the tokens of `judged` when it follows
+/// `given`: those of the whole statement after as many tokens as `given`
+/// has alone. Both texts start at a word, so the tokens of `given` are the
+/// same alone and in the whole statement.
+fn judged_logprobs(given: &str, judged: &str) -> Result<Vec<f32>, String> {
+    let prompt = [Message::user(INSTRUCTION)];
+    let given_tokens = wow_sdk::host::logprobs(&prompt, given)?.len();
+    let whole = wow_sdk::host::logprobs(&prompt, &format!("{given} {judged}"))?;
+    Ok(whole.get(given_tokens..).unwrap_or_default().to_vec())
 }
 
 wow_sdk::export_scorer!(PlausibilityLm);

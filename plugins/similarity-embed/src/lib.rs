@@ -1,9 +1,10 @@
 //! Similarity to the reference answer: the cosine similarity of the
 //! sentence embeddings (all-MiniLM-L6-v2, through the host's `embed`) of
 //! an answer and of the question's reference. Negative similarities, which
-//! mean unrelated texts for this model, clip to 0.
+//! mean unrelated texts for this model, clip to 0. A statement with a given
+//! part is embedded whole, as one sentence.
 
-use wow_sdk::{Question, Scorer, ScorerInfo};
+use wow_sdk::{Question, Scorer, ScorerInfo, statement};
 
 /// The `similarity-embed` scorer.
 pub struct SimilarityEmbed;
@@ -23,7 +24,7 @@ impl Scorer for SimilarityEmbed {
                 question.id
             )
         })?;
-        let embeddings = wow_sdk::host::embed(&[reference.to_owned(), answer])?;
+        let embeddings = wow_sdk::host::embed(&[reference.to_owned(), statement::plain(&answer)])?;
         let [reference, answer] = embeddings.as_slice() else {
             return Err(format!("the host returned {} embeddings for 2 texts", embeddings.len()));
         };
