@@ -1,41 +1,19 @@
-//! `wow align` and `wow run --align` end to end on the real model: a
-//! training killed mid-way resumes from its checkpoint, and a run goes from
-//! sampling to the alignment table in one command.
+//! `wow align`, `wow grid` and `wow run --align` end to end on the real
+//! model: a training killed mid-way resumes from its checkpoint, a killed
+//! grid trains only its missing trials, and a run goes from sampling to the
+//! alignment table in one command.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use wow_tests::{model_path, shortest_path_data};
+use serde_json::Value;
+use wow_tests::{model_path, shortest_path_data, write_preferences};
 
 fn cli() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wow-test-cli"));
     command.env("WOW_LOG", "info").stdin(Stdio::null());
     command
-}
-
-/// Writes `count` preference pairs in TRL's conversational layout, with short
-/// arithmetic prompts so that each training step takes a fraction of a
-/// second.
-fn write_preferences(path: &Path, count: usize) {
-    let mut text = String::new();
-    for i in 0..count {
-        let record = json!({
-            "prompt": [{"role": "user", "content": format!("What is {i} plus {i}? Answer with a number.")}],
-            "chosen": [{"role": "assistant", "content": format!("{} is the sum.", 2 * i + 1)}],
-            "rejected": [{"role": "assistant", "content": format!("The sum is {}.", 10 * i + 7)}],
-            "question_id": i.to_string(),
-            "chosen_sample": 0,
-            "rejected_sample": 1,
-            "chosen_correctness": 0.5,
-            "rejected_correctness": 0.1,
-            "gap": 0.4,
-        });
-        text.push_str(&record.to_string());
-        text.push('\n');
-    }
-    std::fs::write(path, text).unwrap();
 }
 
 fn align_args(preferences: &Path, out: &Path) -> Vec<String> {
@@ -148,7 +126,7 @@ fn run_align_writes_alignment_table() {
         "--samples",
         "4",
         "--max-tokens",
-        "64",
+        "32",
         "--align",
         "--align-source",
         "oracle-m100",
@@ -160,6 +138,10 @@ fn run_align_writes_alignment_table() {
         "2",
         "--gradient-accumulation-steps",
         "1",
+        "--max-prompt-length",
+        "64",
+        "--max-completion-length",
+        "16",
     ];
     let output = cli().env("WOW_LOG", "warn").args(args).output().unwrap();
     assert!(
@@ -183,4 +165,119 @@ fn run_align_writes_alignment_table() {
     assert!(aligned["adapter"].as_str().unwrap().ends_with("adapters/oracle-m100"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ORIGINAL"), "the table was not printed: {stdout}");
+}
+
+fn grid_args(preferences: &Path, out: &Path) -> Vec<String> {
+    let model = model_path();
+    [
+        "grid",
+        "--preferences",
+        preferences.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--learning-rate",
+        "1e-5,1e-3",
+        "--epochs",
+        "1",
+        "--",
+        "--model",
+        model.to_str().unwrap(),
+        "--gradient-accumulation-steps",
+        "1",
+        "--validation-ratio",
+        "0.25",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn trial_records(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("trials.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// A grid of real `wow align` trials killed with its running trial after
+/// the first trial finished: the rerun trains only the trials without a
+/// record and picks the lowest validation loss.
+#[test]
+fn killed_grid_trains_only_missing_trials() {
+    use std::os::unix::process::CommandExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let preferences = dir.path().join("pairs.jsonl");
+    let out = dir.path().join("grid");
+    write_preferences(&preferences, 4);
+    let args = grid_args(&preferences, &out);
+
+    let mut child = cli()
+        .args(&args)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while trial_records(&out).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "no trial finished after 50 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the grid ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Like a closed terminal: the grid and its `wow align` die together.
+    let group = format!("-{}", child.id());
+    let killed = Command::new("kill").args(["-KILL", "--", &group]).status().unwrap();
+    assert!(killed.success());
+    child.wait().unwrap();
+
+    let recorded = trial_records(&out);
+    assert_eq!(recorded.len(), 1, "the second trial finished before the kill");
+    let first = &recorded[0];
+    assert_eq!(first["outcome"]["status"], "finished", "{first}");
+    let first_adapter = Path::new(first["dir"].as_str().unwrap()).join("adapter_model.safetensors");
+    let first_written = std::fs::metadata(&first_adapter).unwrap().modified().unwrap();
+
+    let output = cli().args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "rerun failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("trained 1 of 2 trials in this call, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::metadata(&first_adapter).unwrap().modified().unwrap(),
+        first_written,
+        "a finished trial was trained again"
+    );
+
+    let records = trial_records(&out);
+    assert_eq!(records.len(), 2, "one record per trial");
+    let losses: Vec<f64> = records
+        .iter()
+        .map(|record| record["outcome"]["best_validation_loss"].as_f64().unwrap())
+        .collect();
+    let lowest = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = read_json(&out.join("best.json"));
+    assert_eq!(
+        best["outcome"]["best_validation_loss"].as_f64().unwrap(),
+        lowest,
+        "{best}"
+    );
+    assert!(
+        Path::new(best["dir"].as_str().unwrap())
+            .join("adapter_model.safetensors")
+            .is_file()
+    );
 }

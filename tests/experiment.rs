@@ -171,6 +171,136 @@ losses = ["dpo"]"#,
     assert!(stderr.contains("\"oracle\" is not METHOD-mMARGIN"), "{stderr}");
 }
 
+#[test]
+fn invalid_evaluators_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_experiment(
+        dir.path(),
+        r#"evaluators = ["generator", "judge", "a b=model.gguf", "x=one.gguf", "x=two.gguf"]
+elicitors = ["heuristic"]
+margins = [100]
+preference_sources = ["nobody/heuristic-m100"]
+losses = ["dpo"]"#,
+    );
+    let output = experiment(&file, &dir.path().join("out"), &["--check"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"judge\" is neither \"generator\" nor LABEL=MODEL"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\"judge\", \"a b=model.gguf\", ", ""),
+    )
+    .unwrap();
+    let output = experiment(&file, &dir.path().join("out"), &["--check"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("evaluator labels must be unique"), "{stderr}");
+    assert!(
+        stderr.contains("\"nobody/heuristic-m100\" names evaluator \"nobody\""),
+        "{stderr}"
+    );
+}
+
+/// Links the default model under another file name, so that results name
+/// the second evaluator differently from the generator.
+fn second_evaluator(dir: &Path) -> PathBuf {
+    let judge = dir.join("judge.gguf");
+    std::os::unix::fs::symlink(model_path(), &judge).unwrap();
+    judge
+}
+
+#[test]
+fn preference_sources_name_their_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    second_evaluator(dir.path());
+    let file = write_experiment(
+        dir.path(),
+        r#"evaluators = ["generator", "judge=judge.gguf"]
+elicitors = ["heuristic", "logits"]
+margins = [100]
+preference_sources = ["judge/logits-m100", "logits-m100"]
+losses = ["dpo"]"#,
+    );
+    let experiment = Experiment::from_file(&file).unwrap();
+    let out = Path::new("out");
+    let groups = wow::experiment::plan(&experiment, out);
+    let group = &groups[0];
+
+    let run = out.join("runs/nlgraph-shortest-path/smollm2");
+    let judged = out.join("runs/nlgraph-shortest-path/smollm2-by-judge");
+    assert_eq!(group.elicit.dir, run);
+    assert!(!group.elicit.args.contains(&"--evaluator".to_string()));
+    assert_eq!(group.judges.len(), 1);
+    let judge = &group.judges[0];
+    assert_eq!(judge.dir, judged);
+    let args = judge.args.join(" ");
+    let model = dir.path().join("judge.gguf");
+    assert!(
+        args.starts_with(&format!("elicit --from {} --out {}", run.display(), judged.display())),
+        "{args}"
+    );
+    assert!(args.contains(&format!("--evaluator {}", model.display())), "{args}");
+
+    let trained: Vec<(&str, PathBuf)> = group
+        .train
+        .iter()
+        .map(|cell| (cell.id.as_str(), cell.preferences.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        trained,
+        [
+            (
+                "adapters/nlgraph-shortest-path/smollm2/judge-logits-m100-dpo",
+                judged.join("preferences/logits-m100.jsonl")
+            ),
+            (
+                "adapters/nlgraph-shortest-path/smollm2/logits-m100-dpo",
+                run.join("preferences/logits-m100.jsonl")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn further_evaluator_judges_the_same_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    second_evaluator(dir.path());
+    let file = write_experiment(
+        dir.path(),
+        r#"evaluators = ["generator", "judge=judge.gguf"]
+elicitors = ["heuristic", "logits"]
+margins = [100]
+preference_sources = []
+losses = ["dpo"]"#,
+    );
+    let out = dir.path().join("out");
+    let output = experiment(&file, &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let run = out.join("runs/nlgraph-shortest-path/smollm2");
+    let judged = out.join("runs/nlgraph-shortest-path/smollm2-by-judge");
+    let responses = std::fs::read(run.join("responses.jsonl")).unwrap();
+    assert_eq!(std::fs::read(judged.join("responses.jsonl")).unwrap(), responses);
+
+    for (folder, evaluator) in [(&run, "SmolLM2-135M-Instruct"), (&judged, "judge.gguf")] {
+        let text = std::fs::read_to_string(folder.join("wow_accuracy.json")).unwrap();
+        let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let methods = table["methods"].as_array().unwrap();
+        assert_eq!(methods.len(), 2, "{text}");
+        for method in methods {
+            let name = method["evaluator"].as_str().unwrap();
+            assert!(name.contains(evaluator), "{} judged by {name}", folder.display());
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(report.contains("judge.gguf"), "{report}");
+}
+
 fn modified(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
 }
@@ -210,4 +340,51 @@ fn rerun_skips_finished_cells() {
     assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
     assert!(table.is_file());
     assert_eq!(modified(&responses), responses_time);
+}
+
+/// The whole chain on a tiny grid: elicitation, one DPO training with the
+/// experiment's own `wow align` options, held-out sampling with and
+/// without the adapter, and the evaluation in the report.
+#[test]
+fn training_cells_reach_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_experiment(
+        dir.path(),
+        r#"elicitors = ["heuristic"]
+margins = [100]
+preference_sources = ["heuristic-m100"]
+losses = ["dpo"]"#,
+    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("questions = 2\nheldout_questions = 0\nsamples = 2", "questions = 2\nheldout_questions = 1\nsamples = 3")
+        .replace(
+            "beta = 0.1\n",
+            "beta = 0.1\ngradient_accumulation_steps = 1\nmax_pairs = 2\nmax_prompt_length = 48\nmax_completion_length = 16\nvalidation_ratio = 0.5\n",
+        );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out");
+
+    let output = experiment(&file, &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let adapter = out.join("adapters/nlgraph-shortest-path/smollm2/heuristic-m100-dpo");
+    assert!(adapter.join("adapter_model.safetensors").is_file());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapter.join("trainer_state.json")).unwrap()).unwrap();
+    assert_eq!(state["finished"], true, "{state}");
+    let aligned = out.join("heldout/nlgraph-shortest-path/smollm2/heuristic-m100-dpo");
+    assert!(aligned.join("sampled.done").is_file());
+
+    let evaluation = out.join("evaluations/nlgraph-shortest-path/smollm2/alignment.json");
+    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&evaluation).unwrap()).unwrap();
+    let sources: Vec<&str> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["ORIGINAL", "heuristic-m100-dpo"]);
+    let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(report.contains("heuristic-m100-dpo"), "{report}");
 }

@@ -1,9 +1,10 @@
 //! The grid search's trial runner: resume after an interruption, trial
 //! records, failures and the choice of the best trial.
 //!
-//! `wow align` in this tree does not write `trainer_state.json` yet, so
-//! these tests drive the runner through a stand-in [`TrialTrainer`] that
-//! writes one, with a validation loss that depends on the trial's values.
+//! These tests drive the runner through a stand-in [`TrialTrainer`]. It
+//! writes a trainer state whose validation loss depends on the trial's
+//! values, so failures and the choice of the best trial can be set up
+//! exactly. `tests/align_cli.rs` runs a grid of real `wow align` trials.
 
 use std::cell::RefCell;
 use std::path::Path;

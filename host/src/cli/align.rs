@@ -244,6 +244,8 @@ fn align_args(run: &RunDir, flags: &RunAlignFlags, out: &Path) -> anyhow::Result
         flags.beta.to_string(),
         "--gradient-accumulation-steps".into(),
         flags.gradient_accumulation_steps.to_string(),
+        "--max-prompt-length".into(),
+        flags.max_prompt_length.to_string(),
         "--max-completion-length".into(),
         flags.max_completion_length.to_string(),
     ]);

@@ -312,6 +312,12 @@ pub struct ElicitArgs {
     #[arg(long, short)]
     pub out: PathBuf,
 
+    /// Sampled run whose config, questions and responses are copied into
+    /// --out first, so that several evaluators can judge the same samples
+    /// in folders of their own.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+
     #[command(flatten)]
     pub flags: ElicitFlags,
 }
@@ -463,7 +469,9 @@ fn parse_elicitors(text: &str) -> Result<ElicitorList, String> {
                 previous.push(',');
                 previous.push_str(part);
             }
-            _ if continues_settings => return Err(format!("setting {part:?} does not follow an elicitor NAME:KEY=VALUE")),
+            _ if continues_settings => {
+                return Err(format!("setting {part:?} does not follow an elicitor NAME:KEY=VALUE"));
+            }
             _ => elicitors.push(part.to_string()),
         }
     }
@@ -549,6 +557,10 @@ pub struct RunAlignFlags {
     #[arg(long, default_value_t = 8)]
     pub gradient_accumulation_steps: usize,
 
+    /// Prompt tokens kept per pair; longer prompts keep their end.
+    #[arg(long, default_value_t = 512)]
+    pub max_prompt_length: usize,
+
     /// Response tokens kept per pair.
     #[arg(long, default_value_t = 1536)]
     pub max_completion_length: usize,
@@ -567,7 +579,9 @@ mod tests {
     #[test]
     fn elicitor_lists_split_between_elicitors() {
         assert_eq!(
-            parse_elicitors("heuristic,pairwise:consistency=off,max-tokens=32,score:k=5").unwrap().0,
+            parse_elicitors("heuristic,pairwise:consistency=off,max-tokens=32,score:k=5")
+                .unwrap()
+                .0,
             ["heuristic", "pairwise:consistency=off,max-tokens=32", "score:k=5"]
         );
         assert_eq!(parse_elicitors("logits").unwrap().0, ["logits"]);

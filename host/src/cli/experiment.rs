@@ -32,16 +32,25 @@ pub struct ExperimentArgs {
 pub fn experiment_command(args: &ExperimentArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let experiment = Experiment::from_file(&args.file)?;
     check_plugins(&experiment, &args.file)?;
-    check_data(&experiment)?;
+    let missing = missing_data(&experiment);
     let groups = experiment::plan(&experiment, &args.out);
 
     if args.check {
         print_plan(&groups);
+        for error in &missing {
+            println!("{:<8} {error}", "missing");
+        }
         return Ok(());
+    }
+    if let Some(error) = missing.into_iter().next() {
+        return Err(error.into());
     }
 
     let mut report_inputs = Vec::new();
-    let cells = groups.iter().map(|group| 1 + group.train.len() * 2 + 2).sum::<usize>();
+    let cells = groups
+        .iter()
+        .map(|group| 1 + group.judges.len() + group.train.len() * 2 + 2)
+        .sum::<usize>();
     let bar = progress::bar("cells", cells);
     for group in &groups {
         run_group(group, &args.out, &bar, stop, &mut report_inputs)?;
@@ -69,6 +78,10 @@ fn run_group(
 ) -> anyhow::Result<()> {
     run_cell(&group.elicit, bar, stop)?;
     report_inputs.push(group.elicit.dir.clone());
+    for judge in &group.judges {
+        run_cell(judge, bar, stop)?;
+        report_inputs.push(judge.dir.clone());
+    }
 
     let mut trained = Vec::new();
     for cell in &group.train {
@@ -187,7 +200,11 @@ fn check_plugins(experiment: &Experiment, file: &Path) -> anyhow::Result<()> {
         .tasks
         .iter()
         .map(|task| (task.plugin.as_str(), PluginKind::Task))
-        .chain(elicitor_plugins.iter().map(|name| (name.as_str(), PluginKind::Elicitor)));
+        .chain(
+            elicitor_plugins
+                .iter()
+                .map(|name| (name.as_str(), PluginKind::Elicitor)),
+        );
     let unknown: Vec<String> = wanted
         .filter(|(name, kind)| {
             !available
@@ -212,21 +229,26 @@ fn check_plugins(experiment: &Experiment, file: &Path) -> anyhow::Result<()> {
     .into())
 }
 
-fn check_data(experiment: &Experiment) -> Result<(), ExperimentError> {
+/// Lists the datasets and task files of the experiment that do not exist.
+fn missing_data(experiment: &Experiment) -> Vec<ExperimentError> {
+    let mut missing = Vec::new();
     for task in &experiment.tasks {
-        if !task.data.is_file() {
-            return Err(ExperimentError::MissingData {
-                task: task.label().to_string(),
-                data: task.data.clone(),
-            });
+        for path in std::iter::once(&task.data).chain(task.files.values()) {
+            if !path.is_file() {
+                missing.push(ExperimentError::MissingData {
+                    task: task.label().to_string(),
+                    data: path.clone(),
+                });
+            }
         }
     }
-    Ok(())
+    missing
 }
 
 fn print_plan(groups: &[CellGroup]) {
     let cells = groups.iter().flat_map(|group| {
         std::iter::once(&group.elicit)
+            .chain(&group.judges)
             .chain(&group.train)
             .chain(&group.heldout_original)
             .chain(group.heldout_aligned.iter().map(|(_, cell)| cell))

@@ -132,7 +132,9 @@ fn sample_into(out: &Path, config: &RunConfig, stop: &AtomicBool) -> anyhow::Res
     }
     // Task and scorer plugins reach the run's model when they grade.
     let registry = registry_with_model(config, model.clone())?;
-    let task = registry.task(&config.task)?.with_settings(config.task_plugin_settings()?);
+    let task = registry
+        .task(&config.task)?
+        .with_settings(config.task_plugin_settings()?);
     let scorer = config.scorer.as_deref().map(|name| registry.scorer(name)).transpose()?;
 
     let questions = run::load_questions(&task, config)?;
@@ -172,6 +174,10 @@ fn run_command(args: &RunCommandArgs, stop: &AtomicBool) -> anyhow::Result<()> {
 }
 
 fn elicit_command(elicit_args: &ElicitArgs) -> anyhow::Result<()> {
+    if let Some(source) = &elicit_args.from {
+        let source = RunDir::open(source)?;
+        RunDir::create(&elicit_args.out)?.copy_samples_from(&source)?;
+    }
     let run = RunDir::open(&elicit_args.out)?;
     let mut config = run.read_config()?.context("run directory has no config.json")?;
     elicit_args.flags.apply(&mut config);
@@ -315,7 +321,8 @@ fn load_model(path: Option<&Path>, adapter: Option<&Path>) -> anyhow::Result<Sha
     };
     tracing::info!(model = %path.display(), "loading model");
     let Some(adapter) = adapter else {
-        let model = model::load_chat_model(&path).with_context(|| format!("failed to load model {}", path.display()))?;
+        let model =
+            model::load_chat_model(&path).with_context(|| format!("failed to load model {}", path.display()))?;
         return Ok(Arc::new(Mutex::new(model)));
     };
 
@@ -396,9 +403,10 @@ fn evaluator_name(config: &RunConfig) -> String {
 fn generator_name(spec: &ModelSpec) -> String {
     match spec.clone() {
         ModelSpec::Default => model::DEFAULT_MODEL_FILE.to_string(),
-        ModelSpec::Local(path) => path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned()),
+        ModelSpec::Local(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
         ModelSpec::Http { base_url, model } => format!("{model}@{base_url}"),
     }
 }
@@ -407,7 +415,11 @@ fn log_cache(stats: &CacheStats, role: &str) {
     let hits = stats.hits.load(Ordering::Relaxed);
     let misses = stats.misses.load(Ordering::Relaxed);
     if hits + misses > 0 {
-        tracing::info!(hits, misses, "{role} cache: {hits} hits, {misses} requests sent to the model");
+        tracing::info!(
+            hits,
+            misses,
+            "{role} cache: {hits} hits, {misses} requests sent to the model"
+        );
     }
 }
 

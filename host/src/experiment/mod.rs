@@ -9,7 +9,8 @@ mod spec;
 use std::path::{Path, PathBuf};
 
 pub use spec::{
-    Experiment, GENERATOR_EVALUATOR, GeneratorSpec, REFERENCE_SOURCES, SamplingSpec, TaskSpec, TrainingSpec,
+    EvaluatorSpec, Experiment, GENERATOR_EVALUATOR, GeneratorSpec, PreferenceSource, REFERENCE_SOURCES, SamplingSpec,
+    TaskSpec, TrainingSpec,
 };
 
 /// Marker written into a held-out sampling folder once sampling finished.
@@ -33,14 +34,15 @@ pub enum ExperimentError {
         available: String,
     },
 
-    #[error("dataset {data} of task {task} not found")]
+    #[error("file {data} of task {task} not found; create it or change its path in the experiment file")]
     MissingData { task: String, data: PathBuf },
 }
 
 /// Kind of work a cell does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// `wow run`: sample the training questions and elicit.
+    /// `wow run`: sample the training questions and elicit; or `wow elicit
+    /// --from` of those samples with a further evaluator.
     Elicit,
     /// `wow align` on one preference source with one loss.
     Train,
@@ -73,6 +75,8 @@ impl Cell {
 #[derive(Debug, Clone)]
 pub struct CellGroup {
     pub elicit: Cell,
+    /// Elicitation of the same samples by each further evaluator.
+    pub judges: Vec<Cell>,
     pub train: Vec<Cell>,
     pub heldout_original: Option<Cell>,
     /// Held-out sampling with each adapter, paired with its training cell's id.
@@ -83,112 +87,174 @@ pub struct CellGroup {
 }
 
 /// Lists the cells of every task x generator under `out`.
+///
+/// The experiment must have passed [`Experiment::validate`].
 pub fn plan(experiment: &Experiment, out: &Path) -> Vec<CellGroup> {
+    let evaluators = experiment.evaluator_specs().expect("validated evaluators");
+    let sources = experiment.sources().expect("validated preference sources");
     let mut groups = Vec::new();
     for task in &experiment.tasks {
         for generator in &experiment.generators {
-            groups.push(plan_group(experiment, task, generator, out));
+            let group = GroupPlan {
+                experiment,
+                task,
+                generator,
+                evaluators: &evaluators,
+                out,
+            };
+            groups.push(group.cells(&sources));
         }
     }
     groups
 }
 
-fn plan_group(experiment: &Experiment, task: &TaskSpec, generator: &GeneratorSpec, out: &Path) -> CellGroup {
-    let key = format!("{}/{}", task.label(), generator.label);
-    let run_id = format!("runs/{key}");
-    let run_dir = out.join(&run_id);
-    let elicit = Cell {
-        id: run_id.clone(),
-        stage: Stage::Elicit,
-        args: sampling_args(
-            "run",
-            experiment,
-            task,
-            generator,
-            &run_dir,
-            0,
-            experiment.sampling.questions,
-        ),
-        marker: run_dir.join(crate::run::ACCURACY_JSON),
-        dir: run_dir.clone(),
-        preferences: None,
-    };
+/// The cells of one task x generator.
+struct GroupPlan<'a> {
+    experiment: &'a Experiment,
+    task: &'a TaskSpec,
+    generator: &'a GeneratorSpec,
+    evaluators: &'a [EvaluatorSpec],
+    out: &'a Path,
+}
 
-    let mut train = Vec::new();
-    let mut heldout_aligned = Vec::new();
-    let heldout = experiment.sampling.heldout_questions;
-    for source in &experiment.preference_sources {
-        for loss in &experiment.losses {
-            let name = format!("{source}-{}", loss.name());
-            let id = format!("adapters/{key}/{name}");
-            let dir = out.join(&id);
-            let preferences = run_dir.join(format!("{}/{source}.jsonl", crate::run::PREFERENCES_DIR));
-            train.push(Cell {
-                id: id.clone(),
-                stage: Stage::Train,
-                args: align_args(experiment, generator, &preferences, *loss, &dir),
-                marker: dir.join(crate::align::ADAPTER_WEIGHTS_FILE),
-                dir: dir.clone(),
-                preferences: Some(preferences),
-            });
-            if heldout > 0 {
-                let heldout_id = format!("heldout/{key}/{name}");
-                let heldout_dir = out.join(&heldout_id);
-                let mut args = sampling_args(
-                    "sample",
-                    experiment,
-                    task,
-                    generator,
-                    &heldout_dir,
-                    experiment.sampling.questions,
-                    heldout,
-                );
-                args.extend(["--adapter".to_string(), path_arg(&dir)]);
-                heldout_aligned.push((
-                    id,
-                    Cell {
-                        id: heldout_id,
-                        stage: Stage::Heldout,
-                        args,
-                        marker: heldout_dir.join(SAMPLED_MARKER),
-                        dir: heldout_dir,
-                        preferences: None,
-                    },
-                ));
-            }
+impl GroupPlan<'_> {
+    fn key(&self) -> String {
+        format!("{}/{}", self.task.label(), self.generator.label)
+    }
+
+    /// Run folder id of an evaluator: the elicitation run itself for the
+    /// first one, a sibling folder for the others.
+    fn run_id(&self, evaluator: &EvaluatorSpec) -> String {
+        if evaluator == &self.evaluators[0] {
+            format!("runs/{}", self.key())
+        } else {
+            format!("runs/{}-by-{}", self.key(), evaluator.label)
         }
     }
 
-    let heldout_original = (heldout > 0).then(|| {
-        let id = format!("heldout/{key}/original");
-        let dir = out.join(&id);
+    fn elicit_cell(&self) -> Cell {
+        let evaluator = &self.evaluators[0];
+        let dir = self.out.join(self.run_id(evaluator));
+        let mut args = vec!["run".to_string(), "--out".into(), path_arg(&dir)];
+        args.extend(sampling_flags(
+            self.experiment,
+            self.task,
+            self.generator,
+            0,
+            self.experiment.sampling.questions,
+        ));
+        args.extend(elicitation_flags(self.experiment, evaluator));
+        args.extend(plugin_flags(self.experiment));
+        Cell {
+            id: self.run_id(evaluator),
+            stage: Stage::Elicit,
+            args,
+            marker: dir.join(crate::run::ACCURACY_JSON),
+            dir,
+            preferences: None,
+        }
+    }
+
+    /// `wow elicit --from` of the elicitation run's samples by a further
+    /// evaluator.
+    fn judge_cell(&self, samples: &Path, evaluator: &EvaluatorSpec) -> Cell {
+        let dir = self.out.join(self.run_id(evaluator));
+        let mut args = vec![
+            "elicit".to_string(),
+            "--from".into(),
+            path_arg(samples),
+            "--out".into(),
+            path_arg(&dir),
+        ];
+        args.extend(elicitation_flags(self.experiment, evaluator));
+        args.extend(plugin_flags(self.experiment));
+        Cell {
+            id: self.run_id(evaluator),
+            stage: Stage::Elicit,
+            args,
+            marker: dir.join(crate::run::ACCURACY_JSON),
+            dir,
+            preferences: None,
+        }
+    }
+
+    fn heldout_cell(&self, name: &str, adapter: Option<&Path>) -> Cell {
+        let id = format!("heldout/{}/{name}", self.key());
+        let dir = self.out.join(&id);
+        let sampling = &self.experiment.sampling;
+        let mut args = vec!["sample".to_string(), "--out".into(), path_arg(&dir)];
+        args.extend(sampling_flags(
+            self.experiment,
+            self.task,
+            self.generator,
+            sampling.questions,
+            sampling.heldout_questions,
+        ));
+        args.extend(plugin_flags(self.experiment));
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter".to_string(), path_arg(adapter)]);
+        }
         Cell {
             id,
             stage: Stage::Heldout,
-            args: sampling_args(
-                "sample",
-                experiment,
-                task,
-                generator,
-                &dir,
-                experiment.sampling.questions,
-                heldout,
-            ),
+            args,
             marker: dir.join(SAMPLED_MARKER),
             dir,
             preferences: None,
         }
-    });
+    }
 
-    CellGroup {
-        elicit,
-        train,
-        heldout_original,
-        heldout_aligned,
-        evaluation_dir: (heldout > 0).then(|| out.join(format!("evaluations/{key}"))),
+    fn cells(&self, sources: &[PreferenceSource]) -> CellGroup {
+        let elicit = self.elicit_cell();
+        let judges: Vec<Cell> = self.evaluators[1..]
+            .iter()
+            .map(|evaluator| self.judge_cell(&elicit.dir, evaluator))
+            .collect();
+
+        let mut train = Vec::new();
+        let mut heldout_aligned = Vec::new();
+        let heldout = self.experiment.sampling.heldout_questions;
+        for source in sources {
+            let run_dir = match &source.evaluator {
+                Some(label) => {
+                    let evaluator = self
+                        .evaluators
+                        .iter()
+                        .find(|e| &e.label == label)
+                        .expect("validated evaluator");
+                    self.out.join(self.run_id(evaluator))
+                }
+                None => elicit.dir.clone(),
+            };
+            let preferences = run_dir.join(crate::run::PREFERENCES_DIR).join(source.file_name());
+            for loss in &self.experiment.losses {
+                let name = format!("{}-{}", source.adapter_name(), loss.name());
+                let id = format!("adapters/{}/{name}", self.key());
+                let dir = self.out.join(&id);
+                train.push(Cell {
+                    id: id.clone(),
+                    stage: Stage::Train,
+                    args: align_args(self.experiment, self.generator, &preferences, *loss, &dir),
+                    marker: dir.join(crate::align::ADAPTER_WEIGHTS_FILE),
+                    dir: dir.clone(),
+                    preferences: Some(preferences.clone()),
+                });
+                if heldout > 0 {
+                    heldout_aligned.push((id, self.heldout_cell(&name, Some(&dir))));
+                }
+            }
+        }
+
+        CellGroup {
+            heldout_original: (heldout > 0).then(|| self.heldout_cell("original", None)),
+            evaluation_dir: (heldout > 0).then(|| self.out.join(format!("evaluations/{}", self.key()))),
+            elicit,
+            judges,
+            train,
+            heldout_aligned,
+        }
     }
 }
-
 /// Builds the `wow evaluate` cell comparing the original held-out run with
 /// the held-out runs of the adapters that were trained.
 pub fn evaluate_cell(evaluation_dir: &Path, out: &Path, original: &Cell, aligned: &[&Cell]) -> Cell {
@@ -222,20 +288,17 @@ fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn sampling_args(
-    command: &str,
+/// Flags choosing the task, its data and the sampling of `questions`
+/// questions after the first `skip`.
+fn sampling_flags(
     experiment: &Experiment,
     task: &TaskSpec,
     generator: &GeneratorSpec,
-    out: &Path,
     skip: usize,
     questions: usize,
 ) -> Vec<String> {
     let sampling = &experiment.sampling;
     let mut args: Vec<String> = vec![
-        command.into(),
-        "--out".into(),
-        path_arg(out),
         "--task".into(),
         task.plugin.clone(),
         "--data".into(),
@@ -254,30 +317,50 @@ fn sampling_args(
         sampling.max_tokens.to_string(),
         "--seed".into(),
         sampling.seed.to_string(),
+    ];
+    for (key, value) in &task.settings {
+        args.extend(["--task-setting".into(), format!("{key}={value}")]);
+    }
+    for (key, path) in &task.files {
+        args.extend(["--task-file".into(), format!("{key}={}", path.display())]);
+    }
+    if let Some(model) = &generator.model {
+        args.extend(["--model".into(), path_arg(model)]);
+    }
+    args
+}
+
+/// Flags choosing the elicitors, their evaluator and the margins.
+fn elicitation_flags(experiment: &Experiment, evaluator: &EvaluatorSpec) -> Vec<String> {
+    let margins: Vec<String> = experiment.margins.iter().map(u32::to_string).collect();
+    let mut args: Vec<String> = vec![
         "--elicitors".into(),
         experiment.elicitors[0].clone(),
         "--margins".into(),
-        experiment
-            .margins
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-        "--plugin-fuel".into(),
-        experiment.limits.fuel.to_string(),
-        "--plugin-timeout".into(),
-        experiment.limits.timeout_secs.to_string(),
-        "--plugin-memory".into(),
-        (experiment.limits.memory_bytes / (1024 * 1024)).to_string(),
+        margins.join(","),
     ];
     // Specs with several settings contain commas, so each further elicitor
     // gets its own flag.
     for spec in &experiment.elicitors[1..] {
         args.extend(["--elicitor".into(), spec.clone()]);
     }
-    if let Some(model) = &generator.model {
-        args.extend(["--model".into(), path_arg(model)]);
+    if let Some(model) = &evaluator.model {
+        args.extend(["--evaluator".into(), model.clone()]);
     }
+    args
+}
+
+/// Flags for the sandbox limits and the plugin folders.
+fn plugin_flags(experiment: &Experiment) -> Vec<String> {
+    let limits = &experiment.limits;
+    let mut args: Vec<String> = vec![
+        "--plugin-fuel".into(),
+        limits.fuel.to_string(),
+        "--plugin-timeout".into(),
+        limits.timeout_secs.to_string(),
+        "--plugin-memory".into(),
+        (limits.memory_bytes / (1024 * 1024)).to_string(),
+    ];
     for dir in &experiment.plugins {
         args.extend(["--plugins".into(), path_arg(dir)]);
     }
@@ -314,8 +397,12 @@ fn align_args(
         training.gradient_accumulation_steps.to_string(),
         "--max-pairs".into(),
         training.max_pairs.to_string(),
-        "--max-length".into(),
-        training.max_length.to_string(),
+        "--max-prompt-length".into(),
+        training.max_prompt_length.to_string(),
+        "--max-completion-length".into(),
+        training.max_completion_length.to_string(),
+        "--validation-ratio".into(),
+        training.validation_ratio.to_string(),
         "--seed".into(),
         training.seed.to_string(),
     ];

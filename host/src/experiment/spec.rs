@@ -1,5 +1,6 @@
 //! The experiment file: a TOML description of a grid of runs.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,11 @@ pub struct Experiment {
     pub tasks: Vec<TaskSpec>,
     #[serde(rename = "generator")]
     pub generators: Vec<GeneratorSpec>,
-    /// Models the elicitors may query; `generator` is the sampling model.
+    /// Models the elicitors may query, each `generator` (the sampling
+    /// model) or `LABEL=MODEL` with MODEL a model file, `default` or an
+    /// OpenAI-compatible endpoint as BASE_URL#MODEL. The first one judges
+    /// in the elicitation run; each further one judges the same samples in
+    /// a run folder of its own.
     #[serde(default = "default_evaluators")]
     pub evaluators: Vec<String>,
     pub elicitors: Vec<String>,
@@ -60,11 +65,113 @@ pub struct TaskSpec {
     /// Cell label; defaults to the plugin name.
     #[serde(default)]
     pub label: Option<String>,
+    /// Task plugin settings, as given by `--task-setting KEY=VALUE`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Files whose text the task plugin gets as settings, as given by
+    /// `--task-file KEY=PATH`; relative to the experiment file.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
 }
 
 impl TaskSpec {
     pub fn label(&self) -> &str {
         self.label.as_deref().unwrap_or(&self.plugin)
+    }
+}
+
+/// A model the elicitors query, parsed from an `evaluators` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluatorSpec {
+    /// Name in folder names and preference sources.
+    pub label: String,
+    /// The `--evaluator` value; `None` for the generator itself.
+    pub model: Option<String>,
+}
+
+impl std::str::FromStr for EvaluatorSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == GENERATOR_EVALUATOR {
+            return Ok(Self {
+                label: GENERATOR_EVALUATOR.to_string(),
+                model: None,
+            });
+        }
+        let Some((label, model)) = text.split_once('=') else {
+            return Err(format!(
+                "evaluator {text:?} is neither \"{GENERATOR_EVALUATOR}\" nor LABEL=MODEL"
+            ));
+        };
+        let (label, model) = (label.trim(), model.trim());
+        let label_ok = !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !label_ok || model.is_empty() {
+            return Err(format!(
+                "evaluator {text:?} needs a label of letters, digits, '-', '_' or '.' and a model after '='"
+            ));
+        }
+        Ok(Self {
+            label: label.to_string(),
+            model: Some(model.to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for EvaluatorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.model {
+            None => f.write_str(&self.label),
+            Some(model) => write!(f, "{}={model}", self.label),
+        }
+    }
+}
+
+/// A preference set to train on: `METHOD-mMARGIN`, from the first
+/// evaluator's run, or `LABEL/METHOD-mMARGIN`, from evaluator LABEL's run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreferenceSource {
+    pub evaluator: Option<String>,
+    pub method: String,
+    pub margin: u32,
+}
+
+impl PreferenceSource {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (evaluator, set) = match text.split_once('/') {
+            Some((label, set)) => (Some(label.to_string()), set),
+            None => (None, text),
+        };
+        let parsed = set
+            .rsplit_once("-m")
+            .and_then(|(method, margin)| Some((method, margin.parse::<u32>().ok()?)));
+        let Some((method, margin)) = parsed else {
+            return Err(format!(
+                "preference source {text:?} is not METHOD-mMARGIN or EVALUATOR/METHOD-mMARGIN"
+            ));
+        };
+        Ok(Self {
+            evaluator,
+            method: method.to_string(),
+            margin,
+        })
+    }
+
+    /// Returns the preference file's name in its run's `preferences/` folder.
+    pub fn file_name(&self) -> String {
+        format!("{}-m{}.jsonl", self.method, self.margin)
+    }
+
+    /// Returns the name of the adapters trained on this set, without the loss.
+    pub fn adapter_name(&self) -> String {
+        match &self.evaluator {
+            Some(label) => format!("{label}-{}-m{}", self.method, self.margin),
+            None => format!("{}-m{}", self.method, self.margin),
+        }
     }
 }
 
@@ -122,8 +229,15 @@ pub struct TrainingSpec {
     /// Pairs drawn from a preference file; 0 keeps all.
     #[serde(default = "default_max_pairs")]
     pub max_pairs: usize,
-    #[serde(default = "default_max_length")]
-    pub max_length: usize,
+    /// Prompt tokens kept per pair; longer prompts keep their end.
+    #[serde(default = "default_max_prompt_length")]
+    pub max_prompt_length: usize,
+    /// Response tokens kept per pair; longer responses keep their start.
+    #[serde(default = "default_max_completion_length")]
+    pub max_completion_length: usize,
+    /// Share of the pairs held out for the validation loss.
+    #[serde(default = "default_validation_ratio")]
+    pub validation_ratio: f64,
     #[serde(default)]
     pub seed: u64,
 }
@@ -144,8 +258,16 @@ fn default_max_pairs() -> usize {
     4000
 }
 
-fn default_max_length() -> usize {
-    2048
+fn default_max_prompt_length() -> usize {
+    512
+}
+
+fn default_max_completion_length() -> usize {
+    1536
+}
+
+fn default_validation_ratio() -> f64 {
+    0.1
 }
 
 impl Experiment {
@@ -171,6 +293,21 @@ impl Experiment {
     fn resolve_paths(&mut self, base: &Path) {
         for task in &mut self.tasks {
             task.data = base.join(&task.data);
+            for path in task.files.values_mut() {
+                *path = base.join(&*path);
+            }
+        }
+        for entry in &mut self.evaluators {
+            let Ok(EvaluatorSpec {
+                label,
+                model: Some(model),
+            }) = entry.parse::<EvaluatorSpec>()
+            else {
+                continue;
+            };
+            if model != "default" && !model.contains("://") {
+                *entry = format!("{label}={}", base.join(model).display());
+            }
         }
         for generator in &mut self.generators {
             if let Some(model) = &mut generator.model {
@@ -218,9 +355,15 @@ impl Experiment {
             "training.warmup_ratio must be in [0, 1)",
         );
         require(
-            self.evaluators.iter().all(|e| e == GENERATOR_EVALUATOR),
-            "evaluators other than \"generator\" are not supported: elicitors query the sampling model",
+            (0.0..1.0).contains(&self.training.validation_ratio),
+            "training.validation_ratio must be in [0, 1)",
         );
+        require(!self.evaluators.is_empty(), "`evaluators` is empty");
+        let evaluators = self.evaluator_specs();
+        if let Ok(evaluators) = &evaluators {
+            let labels: Vec<&str> = evaluators.iter().map(|e| e.label.as_str()).collect();
+            require(all_unique(&labels), "evaluator labels must be unique");
+        }
 
         let labels: Vec<&str> = self.tasks.iter().map(TaskSpec::label).collect();
         require(
@@ -229,6 +372,9 @@ impl Experiment {
         );
         let generators: Vec<&str> = self.generators.iter().map(|g| g.label.as_str()).collect();
         require(all_unique(&generators), "generator labels must be unique");
+        if let Err(problem) = evaluators {
+            problems.push(problem);
+        }
         for source in &self.preference_sources {
             if let Err(problem) = self.check_source(source) {
                 problems.push(problem);
@@ -242,27 +388,47 @@ impl Experiment {
         }
     }
 
-    /// Checks that `METHOD-mMARGIN` names a preference file the experiment
-    /// writes.
-    fn check_source(&self, source: &str) -> Result<(), String> {
-        let parsed = source
-            .rsplit_once("-m")
-            .and_then(|(method, margin)| Some((method, margin.parse::<u32>().ok()?)));
-        let Some((method, margin)) = parsed else {
-            return Err(format!("preference source {source:?} is not METHOD-mMARGIN"));
-        };
-        let elicited = self
-            .elicitors
+    /// The parsed `evaluators` entries, in order.
+    pub fn evaluator_specs(&self) -> Result<Vec<EvaluatorSpec>, String> {
+        self.evaluators.iter().map(|entry| entry.parse()).collect()
+    }
+
+    /// The parsed `preference_sources`, in order.
+    pub fn sources(&self) -> Result<Vec<PreferenceSource>, String> {
+        self.preference_sources
             .iter()
-            .any(|e| e.parse::<crate::plugin::ElicitorSpec>().is_ok_and(|spec| spec.method() == method));
+            .map(|text| PreferenceSource::parse(text))
+            .collect()
+    }
+
+    /// Checks that a preference source names a preference file the
+    /// experiment writes.
+    fn check_source(&self, text: &str) -> Result<(), String> {
+        let source = PreferenceSource::parse(text)?;
+        if let Some(label) = &source.evaluator {
+            let known = self
+                .evaluator_specs()
+                .is_ok_and(|evaluators| evaluators.iter().any(|e| &e.label == label));
+            if !known {
+                return Err(format!(
+                    "preference source {text:?} names evaluator {label:?}, which is not in `evaluators`"
+                ));
+            }
+        }
+        let method = source.method.as_str();
+        let elicited = self.elicitors.iter().any(|e| {
+            e.parse::<crate::plugin::ElicitorSpec>()
+                .is_ok_and(|spec| spec.method() == method)
+        });
         if !elicited && !REFERENCE_SOURCES.contains(&method) {
             return Err(format!(
-                "preference source {source:?} names method {method:?}, which is neither an elicitor nor one of {REFERENCE_SOURCES:?}"
+                "preference source {text:?} names method {method:?}, which is neither an elicitor nor one of {REFERENCE_SOURCES:?}"
             ));
         }
-        if !self.margins.contains(&margin) {
+        if !self.margins.contains(&source.margin) {
             return Err(format!(
-                "preference source {source:?} uses margin {margin}, which is not in `margins`"
+                "preference source {text:?} uses margin {}, which is not in `margins`",
+                source.margin
             ));
         }
         Ok(())

@@ -239,6 +239,9 @@ pub fn run_grid(
         let dir = out.join(TRIALS_DIR).join(&trial.id);
         let outcome = match run_trial(trial, &dir, trainer) {
             Ok(state) => TrialOutcome::Finished(state),
+            // A trainer stopped by the same interrupt has not failed; the
+            // next run resumes it.
+            Err(_) if stop.load(Ordering::SeqCst) => return Err(GridError::Interrupted),
             Err(error) => {
                 tracing::error!(trial = %trial.id, "{error}");
                 TrialOutcome::Failed {

@@ -140,6 +140,17 @@ impl RunDir {
             .map(|records| records.into_iter().map(Question::from).collect())
     }
 
+    /// Copies the config, questions and responses of `source` into this
+    /// folder, replacing its own; judgements, preferences and caches stay.
+    pub fn copy_samples_from(&self, source: &RunDir) -> Result<(), RunError> {
+        for file in [CONFIG_FILE, QUESTIONS_FILE, RESPONSES_FILE] {
+            let path = source.path(file);
+            let bytes = fs::read(&path).map_err(|source| RunError::io(&path, source))?;
+            self.write_atomic(file, &bytes)?;
+        }
+        Ok(())
+    }
+
     /// Writes a file through a temporary sibling and a rename, so a kill
     /// never leaves it half-written.
     pub fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), RunError> {
