@@ -387,4 +387,8 @@ losses = ["dpo"]"#,
     assert_eq!(sources, ["ORIGINAL", "heuristic-m100-dpo"]);
     let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
     assert!(report.contains("heuristic-m100-dpo"), "{report}");
+    assert!(
+        !report.contains("no alignment results"),
+        "the evaluation covers the elicitation run's task: {report}"
+    );
 }

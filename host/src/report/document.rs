@@ -309,7 +309,7 @@ fn alignment_section(runs: &[RunResults], blocks: &mut Vec<Block>) -> Result<(),
     }
 
     for run in runs.iter().filter(|run| run.alignment.is_none()) {
-        if is_evaluated_elsewhere(run, runs) {
+        if is_evaluated_elsewhere(run, runs) || has_task_alignment(run, runs) {
             continue;
         }
         blocks.push(heading(3, format!("{}: no alignment results", run.name)));
@@ -342,6 +342,17 @@ fn alignment_section(runs: &[RunResults], blocks: &mut Vec<Block>) -> Result<(),
         )?));
     }
     Ok(())
+}
+
+/// Returns whether another input has an alignment table for this run's
+/// task, as an experiment's evaluation has for its elicitation run.
+fn has_task_alignment(run: &RunResults, runs: &[RunResults]) -> bool {
+    let Some(task) = run.accuracy.as_ref().map(|table| &table.task) else {
+        return false;
+    };
+    runs.iter()
+        .filter_map(|other| other.alignment.as_ref())
+        .any(|alignment| &alignment.table.task == task)
 }
 
 /// Returns whether another input's alignment table already shows this run.
