@@ -364,8 +364,8 @@ fn report_without_alignment_says_so() {
 }
 
 /// Trains an adapter on hand-written pairs, samples one held-out question
-/// with and without it, and checks the report of that evaluation; the
-/// accuracy table of a sampled run is checked by the test above.
+/// with and without it, and checks the report of that evaluation. The test
+/// above checks the accuracy table of a sampled run.
 #[test]
 fn report_of_aligned_model_matches_json() {
     let root = tempfile::tempdir().unwrap();

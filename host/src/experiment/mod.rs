@@ -41,8 +41,8 @@ pub enum ExperimentError {
 /// Kind of work a cell does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// `wow run`: sample the training questions and elicit; or `wow elicit
-    /// --from` of those samples with a further evaluator.
+    /// `wow run`, which samples the training questions and elicits, or
+    /// `wow elicit --from` of those samples with a further evaluator.
     Elicit,
     /// `wow align` on one preference source with one loss.
     Train,
@@ -132,6 +132,7 @@ impl GroupPlan<'_> {
         }
     }
 
+    /// `wow run` of the training questions, judged by the first evaluator.
     fn elicit_cell(&self) -> Cell {
         let evaluator = &self.evaluators[0];
         let dir = self.out.join(self.run_id(evaluator));
@@ -143,29 +144,26 @@ impl GroupPlan<'_> {
             0,
             self.experiment.sampling.questions,
         ));
-        args.extend(elicitation_flags(self.experiment, evaluator));
-        args.extend(plugin_flags(self.experiment));
-        Cell {
-            id: self.run_id(evaluator),
-            stage: Stage::Elicit,
-            args,
-            marker: dir.join(crate::run::ACCURACY_JSON),
-            dir,
-            preferences: None,
-        }
+        self.elicitation(evaluator, dir, args)
     }
 
     /// `wow elicit --from` of the elicitation run's samples by a further
     /// evaluator.
     fn judge_cell(&self, samples: &Path, evaluator: &EvaluatorSpec) -> Cell {
         let dir = self.out.join(self.run_id(evaluator));
-        let mut args = vec![
+        let args = vec![
             "elicit".to_string(),
             "--from".into(),
             path_arg(samples),
             "--out".into(),
             path_arg(&dir),
         ];
+        self.elicitation(evaluator, dir, args)
+    }
+
+    /// Completes an elicitation command with the elicitor, evaluator and
+    /// sandbox flags.
+    fn elicitation(&self, evaluator: &EvaluatorSpec, dir: PathBuf, mut args: Vec<String>) -> Cell {
         args.extend(elicitation_flags(self.experiment, evaluator));
         args.extend(plugin_flags(self.experiment));
         Cell {
