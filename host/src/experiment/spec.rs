@@ -306,7 +306,8 @@ impl Experiment {
                 continue;
             };
             if model != "default" && !model.contains("://") {
-                *entry = format!("{label}={}", base.join(model).display());
+                let model = Some(base.join(model).display().to_string());
+                *entry = EvaluatorSpec { label, model }.to_string();
             }
         }
         for generator in &mut self.generators {
@@ -388,12 +389,12 @@ impl Experiment {
         }
     }
 
-    /// The parsed `evaluators` entries, in order.
+    /// Parses the `evaluators` entries, in order.
     pub fn evaluator_specs(&self) -> Result<Vec<EvaluatorSpec>, String> {
         self.evaluators.iter().map(|entry| entry.parse()).collect()
     }
 
-    /// The parsed `preference_sources`, in order.
+    /// Parses the `preference_sources`, in order.
     pub fn sources(&self) -> Result<Vec<PreferenceSource>, String> {
         self.preference_sources
             .iter()
